@@ -3,29 +3,37 @@
 Every failure the client reports is a :class:`LumaError`; catch that to catch them all::
 
     LumaError
-    ├── ConfigurationError          the client was set up wrongly (no key, bad base URL)
-    ├── TransportError              no usable answer came back from the provider
-    │   ├── ConnectError            could not connect; the request never left this machine
-    │   └── RequestTimeout          sent, but no answer in time: the outcome is unknown
-    ├── MalformedResponseError      an answer came, but not in the documented shape
-    ├── SignatureError              a callback's signature headers are missing, stale or wrong
-    └── APIError                    the provider answered with an error code (HTTP or body)
-        ├── BadRequestError         400  upload: the request was incomplete
-        ├── AuthenticationError     401  the API key is missing or wrong
-        ├── InsufficientCreditsError 402 the account has run out of credits
-        ├── NotFoundError           404  unknown task, or the endpoint has moved
-        ├── MethodNotAllowedError   405  upload: wrong method for this endpoint
-        ├── ValidationError         422  the input was refused (e.g. video URL unreachable)
-        ├── RateLimitError          429  too many requests; wait and try again
-        ├── MaintenanceError        455  the service is under maintenance
-        ├── ServerError             500  the provider failed internally
-        ├── GenerationFailedError   501  the video could not be generated
-        └── FeatureDisabledError    505  the feature is turned off for this account
+    ├── ConfigurationError            the client was set up wrongly (bad key text, bad base URL)
+    ├── InvalidInputError             an argument was refused before sending (also a ValueError)
+    ├── TransportError                no usable answer came back from the provider
+    │   ├── ConnectError              could not connect; the request never left this machine
+    │   └── RequestTimeout            sent, but no answer in time: the outcome is unknown
+    ├── MalformedResponseError        an answer came, but not in the documented shape
+    ├── SignatureError                a callback's signature headers are missing, stale or wrong
+    └── APIError                      the provider answered with an error code (HTTP or body)
+        ├── BadRequestError           400  upload: the request was incomplete
+        ├── AuthenticationError       401  the API key is missing or wrong
+        ├── InsufficientCreditsError  402  the account has run out of credits
+        ├── NotFoundError             404  unknown task, moved endpoint, or expired file link
+        ├── MethodNotAllowedError     405  upload: wrong method for this endpoint
+        ├── ValidationError           422  the provider refused the input (e.g. unreachable URL)
+        ├── RateLimitError            429  too many requests; wait and try again
+        ├── MaintenanceError          455  the service is under maintenance
+        ├── ServerError               500  the provider failed internally (also any other 5xx)
+        ├── GenerationFailedError     501  the video could not be generated
+        └── FeatureDisabledError      505  the feature is turned off for this account
 
 An :class:`APIError` is raised whether the code arrived as the HTTP status, as the body's
-``code`` with HTTP 200, or both (the provider's docs do not say which it uses). No message or
-repr here ever contains the API key: messages are built from codes and our own words only, and
-the provider's ``msg`` is kept apart in :attr:`APIError.provider_message`.
+``code`` with HTTP 200, or both (the provider's docs do not say which it uses). Codes without a
+class of their own become :class:`ServerError` (any other 5xx, e.g. a proxy's 502 page) or a
+plain :class:`APIError`. No message or repr here ever contains the API key: messages are built
+from codes and our own words only, and the provider's ``msg`` is kept apart in
+:attr:`APIError.provider_message`.
+
+:class:`InvalidInputError` is ours, not the provider's: the client checks arguments (an empty
+prompt, a video URL that is not http(s), an empty task id) before spending a request, so nothing
+is sent and nothing is lost. It is deliberately not :class:`ValidationError`, which means the
+provider itself refused the input (HTTP or body code 422).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ __all__ = [
     "FeatureDisabledError",
     "GenerationFailedError",
     "InsufficientCreditsError",
+    "InvalidInputError",
     "LumaError",
     "MaintenanceError",
     "MalformedResponseError",
@@ -76,6 +85,17 @@ class ConfigurationError(LumaError):
     """The client was configured in a way that cannot work."""
 
     next_step = "Check the API key and base URLs in the settings."
+
+
+class InvalidInputError(LumaError, ValueError):
+    """An argument was refused by the client itself; no request was sent."""
+
+    next_step = "Correct the input and submit again; nothing was sent to the provider."
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        #: The argument at fault ("prompt", "video_url", "task_id", ...), for pointing at a form field.
+        self.field = field
 
 
 class TransportError(LumaError):
@@ -129,11 +149,18 @@ class APIError(LumaError):
         http_status: int | None = None,
         provider_message: str | None = None,
         operation: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
+        #: The provider's code (body ``code``, or the HTTP status when the body had none).
         self.status_code = code if code is not None else type(self).code
+        #: The HTTP status of the answer, when there was one.
         self.http_status = http_status
+        #: The provider's ``msg``, verbatim; shown only as a detail, never matched on.
         self.provider_message = provider_message
+        #: The client method that failed ("create_task", "get_task", ...).
         self.operation = operation
+        #: Seconds the provider asked us to wait (``Retry-After``), when it said.
+        self.retry_after = retry_after
         super().__init__(message or f"{self.summary} {self.next_step}")
 
 
@@ -195,11 +222,6 @@ class RateLimitError(APIError):
     summary = "Too many requests were sent in a short time."
     next_step = "Wait a few seconds and try again (the limit is 20 new tasks per 10 seconds)."
 
-    def __init__(self, message: str | None = None, *, retry_after: float | None = None, **kw: object) -> None:
-        super().__init__(message, **kw)  # type: ignore[arg-type]
-        #: Seconds the provider asked us to wait, when it said.
-        self.retry_after = retry_after
-
 
 class MaintenanceError(APIError):
     """455: the service is temporarily down for maintenance."""
@@ -256,6 +278,16 @@ _CREATE_NOT_FOUND = (
     "The task-creation endpoint was not found (404). The provider may have retired or moved the "
     "Luma modify-video API: check the API base URL in the settings and the provider's docs."
 )
+_FILE_GONE = (
+    "The file was not found ({code}): links expire (download links after 20 minutes, results "
+    "after 14 days). Get a fresh download link for the task, or check that the URL is complete."
+)
+_FILE_REFUSED = (
+    "The file host refused access ({code}): the link may have expired. Get a fresh download link "
+    "for the task and try again."
+)
+# Operations whose 404 means "no such task" rather than "no such endpoint".
+_TASK_READS = (None, "get_task", "get_tasks")
 
 
 def error_for_code(
@@ -268,31 +300,40 @@ def error_for_code(
 ) -> APIError:
     """Map a provider error code (HTTP status or body ``code``) to the matching typed error.
 
-    ``operation`` names the client method ("create_task", "get_task", ...) so that a code can
-    read differently where it means something else: a 404 on create is a moved endpoint, not an
-    unknown task.
+    ``operation`` names the client method ("create_task", "get_task", "fetch", ...) so that a
+    code can read differently where it means something else: a 404 on create is a moved
+    endpoint, not an unknown task, and a 404 from ``fetch`` is an expired file link.
     """
     cls = _BY_CODE.get(code)
     if cls is None:
         cls = ServerError if code >= 500 else APIError
     message: str | None = None
-    if cls is NotFoundError and operation not in (None, "get_task", "get_tasks"):
+    if operation == "fetch" and code in (401, 403):
+        # A public file host has no notion of our API key: these mean a signed link went stale.
+        cls, message = APIError, _FILE_REFUSED.format(code=code)
+    elif operation == "fetch" and code in (404, 410):
+        cls, message = NotFoundError, _FILE_GONE.format(code=code)
+    elif cls is NotFoundError and operation not in _TASK_READS:
         message = _CREATE_NOT_FOUND if operation == "create_task" else (
             "The endpoint was not found (404): check the base URLs in the settings."
         )
-    if cls is ValidationError and operation == "get_download_url":
+    elif cls is ValidationError and operation == "get_download_url":
         message = (
             "The provider refused to make a download link (422): only URLs the provider generated "
             "can be used. Use the result URL shown for the task."
         )
-    if cls is APIError:
+    elif cls is APIError and 300 <= code < 400:
+        message = (
+            f"The provider answered with a redirect ({code}): the API may have moved. Check the "
+            "base URLs in the settings."
+        )
+    elif cls is APIError:
         message = f"The provider answered with unexpected code {code}. Try again later."
-    kwargs: dict[str, object] = {
-        "code": code,
-        "http_status": http_status,
-        "provider_message": provider_message,
-        "operation": operation,
-    }
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=retry_after, **kwargs)
-    return cls(message, **kwargs)  # type: ignore[arg-type]
+    return cls(
+        message,
+        code=code,
+        http_status=http_status,
+        provider_message=provider_message,
+        operation=operation,
+        retry_after=retry_after,
+    )

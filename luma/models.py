@@ -201,28 +201,48 @@ def _urls(value: Any) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return (value,) if value else ()
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v) for v in value if v)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) or v is None for v in value):
+        return tuple(v for v in value if v)
     raise MalformedResponseError("The provider's answer had a URL list in an unknown shape.")
+
+
+def _from_epoch(seconds: float, value: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        # NaN, Infinity (json accepts both) and far-off years end up here.
+        raise MalformedResponseError(f"The provider's answer had an unreadable time: {value!r}.") from None
 
 
 def _time_ms(value: Any) -> datetime | None:
     """Epoch milliseconds (int, float or digit string) to an aware UTC datetime."""
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise MalformedResponseError(f"The provider's answer had an unreadable time: {value!r}.")
     try:
         millis = float(value)
     except (TypeError, ValueError):
         return _time_text(value)
-    return datetime.fromtimestamp(millis / 1000.0, tz=timezone.utc)
+    return _from_epoch(millis / 1000.0, value)
+
+
+# Upload answers do not say which epoch unit they would use; anything past this many seconds
+# (the year 5138) can only be milliseconds.
+_EPOCH_MS_THRESHOLD = 1e11
 
 
 def _time_text(value: Any) -> datetime | None:
     """An ISO-8601 time (upload answers use these) to an aware UTC datetime."""
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise MalformedResponseError(f"The provider's answer had an unreadable time: {value!r}.")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
     if isinstance(value, (int, float)):
-        return _time_ms(value)
+        seconds = value / 1000.0 if abs(value) > _EPOCH_MS_THRESHOLD else float(value)
+        return _from_epoch(seconds, value)
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
@@ -261,25 +281,39 @@ def parse_request(raw: Any) -> TaskRequest | None:
     )
 
 
-def parse_task(data: Any) -> Task:
-    """Build a :class:`Task` from record-info's ``data``."""
+def _first(data: Mapping[str, Any], *keys: str) -> Any:
+    """The first of ``keys`` whose value is not None (a null ``paramJson`` falls through)."""
+    for key in keys:
+        value = data.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def parse_task(data: Any, *, task_id: str | None = None) -> Task:
+    """Build a :class:`Task` from record-info's ``data``.
+
+    ``task_id`` is the id that was asked for; it is used only when the record itself names none.
+    """
     data = _as_mapping(data, "task record")
     response = data.get("response")
     if response is not None and not isinstance(response, Mapping):
         raise MalformedResponseError("The provider's task record had an unreadable 'response'.")
     response = response or {}
-    task_id = data.get("taskId") or response.get("taskId")
-    if not task_id:
+    found_id = data.get("taskId") or response.get("taskId") or task_id
+    if not found_id or not isinstance(found_id, (str, int)) or isinstance(found_id, bool):
         raise MalformedResponseError("The provider's task record had no task id.")
     flag = data.get("successFlag")
     try:
+        if isinstance(flag, float) and not flag.is_integer():
+            raise ValueError(flag)
         status = TaskStatus(int(flag if flag is not None else 0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MalformedResponseError(f"The provider reported an unknown task status {flag!r}.") from None
     return Task(
-        task_id=str(task_id),
+        task_id=str(found_id),
         status=status,
-        request=parse_request(data.get("paramJson", data.get("promptJson"))),
+        request=parse_request(_first(data, "paramJson", "promptJson")),
         created_at=_time_ms(data.get("createTime")),
         completed_at=_time_ms(data.get("completeTime")),
         origin_urls=_urls(response.get("originUrls")),
@@ -293,7 +327,7 @@ def parse_upload(data: Any) -> UploadedFile:
     """Build an :class:`UploadedFile` from either documented upload ``data`` shape."""
     data = _as_mapping(data, "upload result")
     url = data.get("downloadUrl") or data.get("fileUrl")
-    if not url:
+    if not url or not isinstance(url, str):
         raise MalformedResponseError("The upload host's answer had no download URL.")
     uploaded_at = _time_text(data.get("uploadedAt", data.get("uploadTime")))
     expires_at = _time_text(data.get("expiresAt"))
@@ -326,17 +360,20 @@ def parse_callback(body: Any) -> CallbackEvent:
     data = body.get("data")
     data = data if isinstance(data, Mapping) else {}
     task_id = data.get("taskId") or data.get("task_id") or body.get("taskId")
-    if not task_id:
+    if not task_id or not isinstance(task_id, (str, int)) or isinstance(task_id, bool):
         raise MalformedResponseError("The callback body has no task id.")
+    raw_code = body.get("code")
     try:
-        code = int(body.get("code"))
-    except (TypeError, ValueError):
+        if isinstance(raw_code, bool) or (isinstance(raw_code, float) and not raw_code.is_integer()):
+            raise ValueError(raw_code)
+        code = int(raw_code)
+    except (TypeError, ValueError, OverflowError):
         raise MalformedResponseError("The callback body has no readable code.") from None
     return CallbackEvent(
         task_id=str(task_id),
         succeeded=code == 200,
         code=code,
         message=_optional_str(body.get("msg")),
-        request=parse_request(data.get("promptJson", data.get("paramJson"))),
+        request=parse_request(_first(data, "promptJson", "paramJson")),
         result_urls=_urls(data.get("resultUrls")),
     )
