@@ -1,0 +1,267 @@
+"""Unit tests of the dashboard's pure helpers (pages/_support): schedule, table, exports, ids, submit rule."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from luma.errors import (
+    AuthenticationError,
+    ConnectError,
+    MaintenanceError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    ValidationError,
+)
+from luma.models import Task, TaskBatch, TaskRequest, TaskStatus
+from pages._support import jobs
+from pages._support.feedback import describe_error
+from pages._support.submission import SubmitInputs, SubmitRequest, decide_click, language_hint
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+ID_A = "a" * 32
+ID_B = "b" * 32
+ID_C = "c" * 32
+
+
+def tracked(task_id=ID_A, *, status=None, age=0.0, now=T0, **kw):
+    added = now - timedelta(seconds=age)
+    task = None
+    if status is not None:
+        task = Task(task_id=task_id, status=status, created_at=added)
+    return jobs.TrackedTask(task_id=task_id, added_at=added, task=task, **kw)
+
+
+# --- schedule ------------------------------------------------------------------------------------
+
+
+def test_poll_interval_starts_fast_and_reaches_the_recommended_30s():
+    assert jobs.poll_interval(0) == 2.0
+    assert jobs.poll_interval(5) == 2.0
+    assert jobs.poll_interval(40) == 10.0
+    assert jobs.poll_interval(119) == 20.0
+    assert jobs.poll_interval(600) == 30.0
+    values = [jobs.poll_interval(age) for age in range(0, 400, 3)]
+    assert values == sorted(values), "the interval never shrinks as a task ages"
+
+
+def test_poll_interval_respects_configured_bounds():
+    assert jobs.poll_interval(0, lo=5, hi=60) == 5
+    assert jobs.poll_interval(10_000, lo=5, hi=60) == 60
+    assert jobs.poll_interval(10_000, lo=1, hi=8) == 8
+    # hi below lo is treated as lo
+    assert jobs.poll_interval(10_000, lo=10, hi=3) == 10
+
+
+def test_refresh_interval_is_the_fastest_unfinished_task_and_none_when_all_final():
+    items = [tracked(ID_A, status=TaskStatus.GENERATING, age=200), tracked(ID_B, status=TaskStatus.GENERATING, age=1)]
+    assert jobs.refresh_interval(items, T0) == 2.0
+    items = [tracked(ID_A, status=TaskStatus.SUCCESS, age=1), tracked(ID_B, status=TaskStatus.GENERATE_FAILED)]
+    assert jobs.refresh_interval(items, T0) is None
+    assert jobs.refresh_interval([], T0) is None
+    # A task never read yet needs reading.
+    assert jobs.refresh_interval([tracked(ID_A, age=500)], T0) == 30.0
+
+
+def test_failed_reads_back_off_and_unfixable_ones_stop_polling():
+    base = tracked(ID_A, status=TaskStatus.GENERATING, age=0)
+    assert jobs.task_interval(base, T0) == 2.0
+    flaky = jobs.TrackedTask(**{**base.__dict__, "failures": 2, "refresh_error": ServerError()})
+    assert jobs.task_interval(flaky, T0) == 5.0  # 2 * 2**2 = 8, snapped down to a step
+    gone = jobs.TrackedTask(**{**base.__dict__, "failures": 1, "refresh_error": NotFoundError()})
+    assert not gone.needs_polling
+    assert jobs.refresh_interval([gone], T0) is None
+
+
+def test_due_task_ids_respects_each_tasks_interval():
+    fresh = tracked(ID_A, status=TaskStatus.GENERATING, age=4, attempted_at=T0 - timedelta(seconds=1))
+    old = tracked(ID_B, status=TaskStatus.GENERATING, age=600, attempted_at=T0 - timedelta(seconds=10))
+    never = tracked(ID_C, age=1)
+    done = tracked("d" * 32, status=TaskStatus.SUCCESS, age=5)
+    assert jobs.due_task_ids([fresh, old, never, done], T0) == [ID_C]
+    later = T0 + timedelta(seconds=2)
+    assert jobs.due_task_ids([fresh, old, done], later) == [ID_A]
+    much_later = T0 + timedelta(seconds=25)
+    assert set(jobs.due_task_ids([fresh, old, done], much_later)) == {ID_A, ID_B}
+
+
+# --- applying reads --------------------------------------------------------------------------------
+
+
+def test_apply_batch_updates_marks_and_never_drops():
+    items = {i: tracked(i, status=TaskStatus.GENERATING, age=3) for i in (ID_A, ID_B, ID_C)}
+    done = Task(task_id=ID_A, status=TaskStatus.SUCCESS, result_urls=("https://x/r.mp4",))
+    batch = TaskBatch(tasks={ID_A: done}, errors={ID_B: ServerError()})
+    out = jobs.apply_batch(items, batch, T0)
+    assert list(out) == [ID_A, ID_B, ID_C]
+    assert out[ID_A].status is TaskStatus.SUCCESS and out[ID_A].refresh_error is None
+    assert out[ID_B].status is TaskStatus.GENERATING, "a failed read keeps the last known status"
+    assert isinstance(out[ID_B].refresh_error, ServerError) and out[ID_B].failures == 1
+    assert out[ID_C] is items[ID_C]
+
+
+def test_outage_only_when_every_read_failed_transiently():
+    assert jobs.is_outage(TaskBatch(errors={ID_A: ConnectError("x"), ID_B: MaintenanceError()}))
+    assert jobs.is_outage(TaskBatch(errors={ID_A: RateLimitError(), ID_B: RequestTimeout("t")}))
+    assert not jobs.is_outage(TaskBatch(errors={ID_A: NotFoundError()}))
+    ok = Task(task_id=ID_B, status=TaskStatus.GENERATING)
+    assert not jobs.is_outage(TaskBatch(tasks={ID_B: ok}, errors={ID_A: ServerError()}))
+    assert not jobs.is_outage(TaskBatch())
+
+
+# --- table ---------------------------------------------------------------------------------------
+
+
+def test_tasks_frame_has_readable_columns():
+    request = TaskRequest(prompt="make it night", video_url="https://h/in.mp4")
+    ok = Task(
+        task_id=ID_A,
+        status=TaskStatus.SUCCESS,
+        created_at=T0 - timedelta(seconds=30),
+        completed_at=T0 - timedelta(seconds=10),
+        result_urls=("https://h/out.mp4",),
+    )
+    failed = Task(task_id=ID_B, status=TaskStatus.GENERATE_FAILED, error_code=501, error_message="boom")
+    items = [
+        jobs.TrackedTask(ID_A, added_at=T0 - timedelta(seconds=31), request=request, task=ok),
+        jobs.TrackedTask(ID_B, added_at=T0 - timedelta(seconds=5), task=failed),
+        jobs.TrackedTask(ID_C, added_at=T0 - timedelta(seconds=5), refresh_error=RateLimitError()),
+    ]
+    frame = jobs.tasks_frame(items, T0)
+    assert list(frame.columns) == list(jobs.FRAME_COLUMNS)
+    assert list(frame["status"]) == ["Succeeded", "Generation failed", jobs.NOT_READ_LABEL]
+    assert frame.loc[0, "prompt"] == "make it night"
+    assert frame.loc[0, "duration"] == pytest.approx(20.0)
+    assert frame.loc[0, "result"] == "https://h/out.mp4"
+    assert frame.loc[0, "source"] == "https://h/in.mp4"
+    assert "501: boom" in frame.loc[1, "error"]
+    assert "Last refresh failed" in frame.loc[2, "error"]
+    assert frame.loc[2, "duration"] == pytest.approx(5.0), "running tasks show time so far"
+    assert str(frame["submitted"].dtype).startswith("datetime64")
+
+
+def test_tasks_frame_empty_keeps_columns():
+    frame = jobs.tasks_frame([], T0)
+    assert list(frame.columns) == list(jobs.FRAME_COLUMNS) and frame.empty
+
+
+def test_status_counts():
+    items = [tracked(ID_A, status=TaskStatus.SUCCESS), tracked(ID_B, status=TaskStatus.SUCCESS), tracked(ID_C)]
+    assert jobs.status_counts(items) == {"Succeeded": 2, jobs.NOT_READ_LABEL: 1}
+
+
+# --- ids and query params ------------------------------------------------------------------------
+
+
+def test_parse_task_ids_sorts_valid_invalid_duplicates():
+    text = f"{ID_A}\n  {ID_B.upper()} \nnot-an-id\n{ID_A}\n\n{'f' * 31}\n{ID_C}"
+    parsed = jobs.parse_task_ids(text, existing=[ID_C])
+    assert parsed.valid == (ID_A, ID_B)
+    assert parsed.invalid == ("not-an-id", "f" * 31)
+    assert parsed.duplicates == (ID_A, ID_C)
+
+
+def test_query_param_round_trip_ignores_garbage():
+    assert jobs.decode_task_ids(jobs.encode_task_ids([ID_A, ID_B])) == [ID_A, ID_B]
+    assert jobs.decode_task_ids(f"{ID_A},<script>,{ID_A}") == [ID_A]
+    assert jobs.decode_task_ids(None) == []
+    assert jobs.decode_task_ids([ID_A, ID_B]) == [ID_A, ID_B]
+
+
+# --- exports -------------------------------------------------------------------------------------
+
+
+def _export_items():
+    request = TaskRequest(prompt='say "hi", twice', video_url="https://h/in.mp4", watermark="wm")
+    ok = Task(task_id=ID_A, status=TaskStatus.SUCCESS, created_at=T0, result_urls=("https://h/out.mp4",))
+    return [
+        jobs.TrackedTask(ID_A, added_at=T0, request=request, task=ok, source="upload", source_name="clip.mp4"),
+        jobs.TrackedTask(ID_B, added_at=T0, source="imported"),
+    ]
+
+
+def test_export_csv_round_trips():
+    rows = list(csv.DictReader(io.StringIO(jobs.export_csv(_export_items()).decode("utf-8"))))
+    assert [r["task_id"] for r in rows] == [ID_A, ID_B]
+    assert rows[0]["prompt"] == 'say "hi", twice'
+    assert rows[0]["status"] == "Succeeded" and rows[0]["result_url"] == "https://h/out.mp4"
+    assert rows[1]["status"] == jobs.NOT_READ_LABEL and rows[1]["prompt"] == ""
+    assert set(rows[0]) == set(jobs.EXPORT_FIELDS)
+
+
+def test_export_json_round_trips():
+    data = json.loads(jobs.export_json(_export_items()))
+    assert [t["task_id"] for t in data["tasks"]] == [ID_A, ID_B]
+    assert data["tasks"][0]["watermark"] == "wm"
+    assert data["tasks"][0]["submitted_at"] == "2026-01-01T12:00:00+00:00"
+    assert data["tasks"][1]["status_code"] is None
+
+
+# --- submit rule ---------------------------------------------------------------------------------
+
+
+def _inputs(prompt="make it night"):
+    return SubmitInputs(prompt=prompt, video_url="https://h/in.mp4")
+
+
+def test_first_click_records_and_in_flight_clicks_do_not():
+    assert decide_click(None, _inputs()).record
+    pending = SubmitRequest(_inputs())
+    assert not decide_click(pending, _inputs()).record
+    sending = SubmitRequest(_inputs(), state="sending")
+    assert not decide_click(sending, _inputs()).record
+    assert not decide_click(sending, _inputs("other")).record, "never while a create call is out"
+    assert decide_click(pending, _inputs("other")).record, "an unsent pending request may be replaced"
+
+
+def test_after_success_same_inputs_say_already_submitted():
+    done = SubmitRequest(_inputs(), state="done", task_id=ID_A)
+    decision = decide_click(done, _inputs())
+    assert not decision.record and ID_A in (decision.notice or "")
+    assert decide_click(done, _inputs("something else")).record
+
+
+def test_after_timeout_same_inputs_need_confirmation():
+    unknown = SubmitRequest(_inputs(), state="unknown")
+    assert not decide_click(unknown, _inputs()).record
+    assert decide_click(unknown, _inputs(), confirmed_resend=True).record
+    assert decide_click(SubmitRequest(_inputs(), state="failed"), _inputs()).record
+    assert decide_click(SubmitRequest(_inputs(), state="blocked"), _inputs()).record
+
+
+@pytest.mark.parametrize(
+    ("text", "english"),
+    [
+        ("Turn the street into a neon-lit night scene", True),
+        ("", True),
+        ("Make it snow, 4K, 24fps!!", True),
+        ("Сделай ночь и добавь снег", False),
+        ("把街道变成夜景", False),
+        ("夜の街にしてください", False),
+        ("Rends la scène très éclairée, à la façon d'un été", False),
+        ("A café scene", True),
+    ],
+)
+def test_language_hint(text, english):
+    assert language_hint(text).looks_english is english
+
+
+# --- error words ---------------------------------------------------------------------------------
+
+
+def test_describe_error_titles_codes_and_hides_the_key():
+    view = describe_error(AuthenticationError(provider_message="bad key sk-SECRET-123"), secret="sk-SECRET-123")
+    assert view.title.endswith("(401)")
+    assert "sk-SECRET-123" not in (view.detail or "") and "[hidden]" in (view.detail or "")
+    assert view.next_step == AuthenticationError.next_step
+    assert view.message and not view.message.endswith(view.next_step)
+    assert describe_error(ValidationError()).title.endswith("(422)")
+    assert "wait 7 s" in describe_error(RateLimitError(retry_after=7)).next_step
+    plain = describe_error(KeyError("x"))
+    assert plain.title == "Something went wrong" and "KeyError" not in plain.message
