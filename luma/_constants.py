@@ -29,6 +29,10 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
 UPLOAD_TIMEOUT = 600.0
 
+# Streamed uploads are read and reported to the progress callback in pieces of this size: small
+# enough for a smooth progress bar, large enough that a 500 MB file takes ~2000 callbacks, not 10^5.
+UPLOAD_CHUNK_BYTES = 256 * 1024
+
 # Reads are retried; these bound how hard.
 RETRY_MAX_ATTEMPTS = 5
 RETRY_BASE_DELAY = 0.5

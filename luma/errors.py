@@ -72,6 +72,8 @@ class LumaError(Exception):
     retryable: ClassVar[bool] = False
     #: One sentence a user can act on.
     next_step: ClassVar[str] = "Try again; if it keeps failing, check the provider's status."
+    #: How many times the request was sent before this error was given up on.
+    attempts: int = 1
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
