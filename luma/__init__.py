@@ -1,1 +1,103 @@
-"""A typed client for kie.ai's "Luma modify video" API, with an offline emulator of it."""
+"""A typed client for kie.ai's "Luma modify video" API, with an offline emulator of it.
+
+``LumaClient`` (sync) and ``AsyncLumaClient`` (async) cover every documented endpoint; records
+and errors are re-exported here so callers need one import. ``luma.emulator`` and
+``luma.preflight`` are imported on their own (they pull in PyAV).
+"""
+
+from __future__ import annotations
+
+from ._constants import (
+    DEFAULT_API_BASE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_UPLOAD_BASE,
+    DEFAULT_UPLOAD_PATH,
+    RECOMMENDED_POLL_SECONDS,
+    USER_AGENT,
+)
+from ._retry import CreateLimiter, RetryPolicy
+from .callbacks import sign, signature_headers, verify_callback, verify_signature
+from .client import AsyncLumaClient, LumaClient
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConnectError,
+    FeatureDisabledError,
+    GenerationFailedError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    LumaError,
+    MaintenanceError,
+    MalformedResponseError,
+    MethodNotAllowedError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    SignatureError,
+    TransportError,
+    ValidationError,
+    error_for_code,
+)
+from .models import (
+    CallbackEvent,
+    Task,
+    TaskBatch,
+    TaskRequest,
+    TaskStatus,
+    UploadedFile,
+    parse_callback,
+    parse_request,
+    parse_task,
+    parse_upload,
+)
+
+__all__ = [
+    "APIError",
+    "AsyncLumaClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "CallbackEvent",
+    "ConfigurationError",
+    "ConnectError",
+    "CreateLimiter",
+    "DEFAULT_API_BASE",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_UPLOAD_BASE",
+    "DEFAULT_UPLOAD_PATH",
+    "FeatureDisabledError",
+    "GenerationFailedError",
+    "InsufficientCreditsError",
+    "InvalidInputError",
+    "LumaClient",
+    "LumaError",
+    "MaintenanceError",
+    "MalformedResponseError",
+    "MethodNotAllowedError",
+    "NotFoundError",
+    "RECOMMENDED_POLL_SECONDS",
+    "RateLimitError",
+    "RequestTimeout",
+    "RetryPolicy",
+    "ServerError",
+    "SignatureError",
+    "Task",
+    "TaskBatch",
+    "TaskRequest",
+    "TaskStatus",
+    "TransportError",
+    "USER_AGENT",
+    "UploadedFile",
+    "ValidationError",
+    "error_for_code",
+    "parse_callback",
+    "parse_request",
+    "parse_task",
+    "parse_upload",
+    "sign",
+    "signature_headers",
+    "verify_callback",
+    "verify_signature",
+]
