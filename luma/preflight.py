@@ -210,7 +210,8 @@ _AUDIO_BRANDS = frozenset(["M4A ", "M4B ", "M4P "])
 _QT_LEADING = frozenset([b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"])
 # Boxes seen directly inside a moov; used to tell a real moov from the letters inside mdat.
 _MOOV_CHILDREN = frozenset(
-    [b"mvhd", b"trak", b"udta", b"mvex", b"iods", b"meta", b"free", b"skip", b"prfl", b"clip", b"ctab", b"wide"]
+    [b"mvhd", b"trak", b"udta", b"mvex", b"iods", b"meta", b"free", b"skip", b"prfl", b"clip", b"ctab",
+     b"wide"]
 )
 _VISUAL_ENTRIES = frozenset(
     [b"avc1", b"avc3", b"hvc1", b"hev1", b"mp4v", b"av01", b"vp08", b"vp09", b"jpeg", b"mjpa",
@@ -313,7 +314,7 @@ def _parse_trak(buf: bytes | memoryview, start: int, stop: int, movie: _Movie) -
     rotated = False
     entry_dims: tuple[int, int] | None = None
     for kind, p, q, _ in _children(buf, start, stop):
-        if kind == b"tkhd":
+        if kind == b"tkhd" and q > p:
             base = p + (36 if buf[p] == 1 else 24)  # after version/flags, times, ids, duration
             if q - base >= 60:
                 # reserved 8, layer 2, group 2, volume 2, reserved 2, then the 3x3 matrix.
@@ -391,11 +392,10 @@ def _inspect_isobmff(buf: memoryview, n: int, total: int | None) -> HeaderInfo:
     base = HeaderInfo(container, None, None, None, False, kind)
     if container not in VIDEO_CONTAINERS:
         return base
-    end_of_file = total if total is not None else None
     off = 0
     try:
         while True:
-            if end_of_file is not None and off >= end_of_file:
+            if total is not None and off >= total:
                 return replace(base, problem="It has no index (moov box): the file is incomplete or damaged.")
             head = _box(buf, off, n)
             if head is None:
@@ -408,12 +408,13 @@ def _inspect_isobmff(buf: memoryview, n: int, total: int | None) -> HeaderInfo:
                 if not movie.has_mvhd:
                     if stop > n:  # cut short before its header: read it from the file's end
                         return replace(base, needs_tail=True, tail_offset=off)
-                    return replace(base, problem="Its index (moov box) has no movie header: the file is damaged.")
+                    problem = "Its index (moov box) has no movie header: the file is damaged."
+                    return replace(base, problem=problem)
                 return replace(base, **_movie_to_fields(movie))  # type: ignore[arg-type]
             if size is None:  # a box running to the end of the file, and no index before it
                 return replace(base, problem="It has no index (moov box): the file is incomplete or damaged.")
             off += size
-    except _Corrupt:
+    except (_Corrupt, struct.error, IndexError):
         return replace(base, problem="Its box structure is broken: the file is damaged.")
 
 
@@ -426,7 +427,7 @@ def _find_moov(buf: memoryview, n: int, aligned: bool) -> _Movie | None:
                     movie = _parse_moov(buf, p, q, whole)
                     if movie.has_mvhd:
                         return movie
-        except _Corrupt:
+        except (_Corrupt, struct.error, IndexError):
             pass
     data = bytes(buf[:n])
     pos = data.rfind(b"moov")
@@ -440,7 +441,7 @@ def _find_moov(buf: memoryview, n: int, aligned: bool) -> _Movie | None:
             stop = n if head[2] is None else start + head[2]
             try:
                 movie = _parse_moov(buf, start + head[1], min(stop, n), stop <= n)
-            except _Corrupt:
+            except (_Corrupt, struct.error, IndexError):
                 movie = None
             if movie is not None and movie.has_mvhd:
                 return movie
@@ -481,7 +482,7 @@ def _inspect_avi(buf: memoryview, n: int) -> HeaderInfo:
                 for cid2, p2, q2 in _riff_chunks(buf, p, q):
                     if cid2 == b"dmlh" and q2 - p2 >= 4:
                         (dml_frames,) = struct.unpack_from("<I", buf, p2)
-    except struct.error:
+    except (struct.error, IndexError):
         return base
     duration = None
     frames = max(frames, dml_frames)  # OpenDML (> 1 GB) files count the rest in dmlh
@@ -530,7 +531,9 @@ def _avi_stream(buf: memoryview, start: int, stop: int) -> tuple[bool, float | N
     return video, seconds, dims
 
 
-_HTML_START = re.compile(rb"^\s*(?:<!doctype\s+html|<html|<head|<body|<!--|<\?xml[^>]*>\s*<(?:html|!doctype))", re.I)
+_HTML_START = re.compile(
+    rb"^\s*(?:<!doctype\s+html|<html|<head|<body|<!--|<\?xml[^>]*>\s*<(?:html|!doctype))", re.I
+)
 
 
 def _other_format(data: bytes) -> tuple[str, str] | None:
@@ -671,17 +674,21 @@ def _size_check(size: int | None, max_bytes: int, *, where: str) -> Check:
         return _check(
             "size",
             Outcome.WARN,
-            f"{where} does not say how big the file is, so the {_limit_mb(max_bytes)} limit could not be checked.",
+            f"{where} does not say how big the file is, so the {_limit_mb(max_bytes)} limit could not "
+            "be checked.",
             f"Make sure the file is at most {_limit_mb(max_bytes)}.",
         )
     if size == 0:
-        return _check("size", Outcome.FAIL, "The file is empty (0 bytes).", "Check that the right file is used.")
+        return _check(
+            "size", Outcome.FAIL, "The file is empty (0 bytes).", "Check that this is the right file."
+        )
     if size > max_bytes:
         return _check(
             "size",
             Outcome.FAIL,
             f"The file is {_fmt_size(size)}; the provider accepts at most {_limit_mb(max_bytes)}.",
-            f"Make the file smaller than {_limit_mb(max_bytes)}: shorten it or re-encode it at a lower bit rate.",
+            f"Make the file smaller than {_limit_mb(max_bytes)}: shorten it or re-encode it at a lower "
+            "bit rate.",
         )
     return _check("size", Outcome.PASS, f"{_fmt_size(size)}, within the {_limit_mb(max_bytes)} limit.")
 
@@ -724,7 +731,8 @@ def _duration_check(info: HeaderInfo, max_seconds: float, *, unknown: str, fix: 
     trim = _TRIM.format(limit=limit, secs=f"{max_seconds:g}")
     seconds = info.duration_seconds
     if seconds is None:
-        return _check("duration", Outcome.WARN, unknown, fix or f"Make sure the clip is at most {limit} long.")
+        fix = fix or f"Make sure the clip is at most {limit} long."
+        return _check("duration", Outcome.WARN, unknown, fix)
     if seconds > max_seconds + _DURATION_MARGIN:
         return _check(
             "duration",
@@ -736,10 +744,25 @@ def _duration_check(info: HeaderInfo, max_seconds: float, *, unknown: str, fix: 
         return _check(
             "duration",
             Outcome.WARN,
-            f"The video is {_fmt_seconds(seconds)} long, a hair over the {limit} limit; the provider may refuse it.",
+            f"The video is {_fmt_seconds(seconds)} long, a hair over the {limit} limit; the provider "
+            "may refuse it.",
             trim,
         )
     return _check("duration", Outcome.PASS, f"{_fmt_seconds(seconds)}, within the {limit} limit.")
+
+
+def _report(
+    checks: Iterable[Check], info: HeaderInfo | None, *, content_type: str | None, size: int | None
+) -> PreflightReport:
+    return PreflightReport(
+        tuple(checks),
+        content_type=content_type,
+        size_bytes=size,
+        container=info.container if info else None,
+        duration_seconds=info.duration_seconds if info else None,
+        width=info.width if info else None,
+        height=info.height if info else None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -760,8 +783,7 @@ def check_file(
     ``head`` is the start of the file (the whole file is best: an MP4 written without
     "faststart" keeps its length at the end); ``size`` its full size. ``tail``, when given, is
     the file's last bytes, searched for the index when ``head`` does not hold it. ``file_name``
-    only words the report and warns about a name the provider may misread; the bytes decide
-    the format.
+    is used only to warn about a name the provider may misread; the bytes decide the format.
     """
     checks: list[Check] = []
     info = inspect_header(head, total_size=size)
@@ -780,30 +802,22 @@ def check_file(
                 f"Rename the file to end in .{info.container}.",
             )
         )
-    size_check = _size_check(size, max_bytes, where="The upload")
-    checks.append(size_check)
-    report = dict(content_type=_MIME_FOR.get(info.container or ""), size_bytes=size, container=info.container)
+    checks.append(_size_check(size, max_bytes, where="The upload"))
+    content_type = _MIME_FOR.get(info.container or "")
     if size == 0:
-        return PreflightReport(tuple(checks), **report)  # type: ignore[arg-type]
-    container = _container_check(info)
-    checks.append(container)
-    if container.outcome is Outcome.PASS:
-        unknown = "The file does not state its length."
-        fix = None
+        return _report(checks, None, content_type=None, size=size)
+    checks.append(_container_check(info))
+    if checks[-1].outcome is Outcome.PASS:
         if info.needs_tail:
             unknown = "The file keeps its length at its end, which was not read."
             fix = (
                 "Check the whole file rather than its start, or move the index to the front: "
                 "`ffmpeg -i input -c copy -movflags +faststart output.mp4`."
             )
-        checks.append(_duration_check(info, max_seconds, unknown=unknown, fix=fix))
-    return PreflightReport(
-        tuple(checks),
-        duration_seconds=info.duration_seconds,
-        width=info.width,
-        height=info.height,
-        **report,  # type: ignore[arg-type]
-    )
+            checks.append(_duration_check(info, max_seconds, unknown=unknown, fix=fix))
+        else:
+            checks.append(_duration_check(info, max_seconds, unknown="The file does not state its length."))
+    return _report(checks, info, content_type=content_type, size=size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -898,48 +912,64 @@ def _url_check(url: str) -> tuple[httpx.URL | None, Check]:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError):
-        return fail("This is not a valid web address.", "Copy the video's address again from where it is hosted.")
+        return fail(
+            "This is not a valid web address.", "Copy the video's address again from where it is hosted."
+        )
     if parsed.scheme not in ("http", "https"):
         return fail(
             f"The address uses '{parsed.scheme}://'; the provider downloads only over http(s).",
             "Use an https:// (or http://) link to the video.",
         )
     if not parsed.host:
-        return fail("The address has no host name.", "Paste the full address, e.g. https://example.com/clip.mp4.")
+        return fail(
+            "The address has no host name.", "Paste the full address, e.g. https://example.com/clip.mp4."
+        )
     return parsed, _check("url", Outcome.PASS, f"A web address on {parsed.host}.")
 
 
-def _status_words(status: int) -> tuple[str, str]:
-    """(what the status means, what to do) in plain words."""
+def _status_words(status: int) -> tuple[str, str, str]:
+    """(short name of the status, what it means here, what to do), in plain words."""
     if status in (401, 403, 407):
         return (
-            "the server refuses public access: the provider must be able to download it without logging in",
+            "refuses public access",
+            "the provider must be able to download the file without logging in",
             "Make the file public, or use a share link that works in a private browser window.",
         )
     if status in (404, 410):
         return (
-            "not found: there is no file at this address",
+            "not found",
+            "there is no file at this address",
             "Check the address; copy the link again from where the video is hosted.",
         )
     if status == 429:
         return (
-            "too many requests: the server is limiting downloads",
+            "too many requests",
+            "the server is limiting downloads",
             "Wait a minute and check again; if it persists, host the video somewhere else.",
         )
     if status >= 500:
         return (
-            "a server error on the hosting side",
+            "server error",
+            "the server hosting the video is failing",
             "Try again later, or host the video somewhere else (or upload the file).",
         )
     return (
-        "the server refused the request",
+        "refused",
+        "the server would not send the file",
         "Check the address, and that the file downloads in a browser without logging in.",
     )
 
 
-def _status_check(host: str, status: int, *, prefix: str = "") -> Check:
-    words, fix = _status_words(status)
-    return _check("reachable", Outcome.FAIL, f"{prefix}{host} answered HTTP {status}: {words}.", fix)
+def _status_check(host: str, status: int, *, download_only: bool = False) -> Check:
+    short, meaning, fix = _status_words(status)
+    if download_only:
+        detail = (
+            f"{host} answers a HEAD request but refused the download with HTTP {status} ({short}): "
+            f"{meaning}."
+        )
+    else:
+        detail = f"{host} answered HTTP {status} ({short}): {meaning}."
+    return _check("reachable", Outcome.FAIL, detail, fix)
 
 
 def _unreachable_check(host: str, error: str) -> Check:
@@ -1114,9 +1144,7 @@ def _url_flow(
 
     if head_ok:
         if got_error_status:
-            return PreflightReport(
-                (*checks, _status_check(host, got.status, prefix="The server answers a HEAD request, but for the download "))
-            )
+            return PreflightReport((*checks, _status_check(host, got.status, download_only=True)))
         checks.append(
             _check(
                 "reachable",
@@ -1160,7 +1188,6 @@ def _url_flow(
     tail_reason = ""
     if _is_ok(got) and got.body:
         info = inspect_header(got.body, total_size=size)
-        tail_reason = ""
         if info.needs_tail and got.status == 200:
             tail_reason = (
                 "The server ignores range requests, so reading the length at the end of the file "
@@ -1168,8 +1195,9 @@ def _url_flow(
             )
         elif info.needs_tail:
             span = tail_bytes
-            if size is not None and info.tail_offset is not None and 0 < size - info.tail_offset <= tail_bytes:
-                span = size - info.tail_offset  # exactly the boxes after the last one walked
+            after = None if size is None or info.tail_offset is None else size - info.tail_offset
+            if after is not None and 0 < after <= tail_bytes:
+                span = after  # exactly the boxes after the last one walked
             tail = yield from _fetch(
                 start.url,
                 "GET",
@@ -1191,16 +1219,16 @@ def _url_flow(
     label_source = head.answer if head_ok else (got if _is_ok(got) else None)
     if label_source is not None:
         media = label_source.headers.get("content-type", "").split(";")[0].strip().lower()
-    type_check = _content_type_check(media, info)
-    checks.append(type_check)
-    report = {"content_type": media or None, "size_bytes": size}
-    if type_check.outcome is Outcome.FAIL:
-        return PreflightReport(tuple(checks), container=info.container if info else None, **report)  # type: ignore[arg-type]
 
+    def report() -> PreflightReport:
+        return _report(checks, info, content_type=media or None, size=size)
+
+    checks.append(_content_type_check(media, info))
+    if checks[-1].outcome is Outcome.FAIL:
+        return report()
     checks.append(_size_check(size, max_bytes, where="The server"))
     if size == 0:
-        return PreflightReport(tuple(checks), **report)  # type: ignore[arg-type]
-
+        return report()
     if info is None:
         if got.error:
             why = "the download broke off"
@@ -1208,19 +1236,14 @@ def _url_flow(
             why = f"the server answered HTTP {got.status}"
         else:
             why = "the server sent no bytes"
-        container_check = _check(
-            "container",
-            Outcome.WARN,
-            f"The start of the file could not be read ({why}), so its format is unknown.",
-            "Make sure the link gives an MP4, MOV or AVI file.",
+        checks.append(
+            _check(
+                "container",
+                Outcome.WARN,
+                f"The start of the file could not be read ({why}), so its format is unknown.",
+                "Make sure the link gives an MP4, MOV or AVI file.",
+            )
         )
-    else:
-        container_check = _container_check(info)
-    checks.append(container_check)
-    if container_check.outcome is Outcome.FAIL:
-        return PreflightReport(tuple(checks), container=info.container if info else None, **report)  # type: ignore[arg-type]
-
-    if info is None:
         checks.append(
             _check(
                 "duration",
@@ -1229,21 +1252,20 @@ def _url_flow(
                 f"Make sure the clip is at most {_fmt_seconds(max_seconds)} long.",
             )
         )
-        return PreflightReport(tuple(checks), **report)  # type: ignore[arg-type]
-    fix = _FASTSTART if info.needs_tail else None
-    unknown = tail_reason if info.needs_tail else "The file does not state its length."
-    checks.append(_duration_check(info, max_seconds, unknown=unknown, fix=fix))
-    return PreflightReport(
-        tuple(checks),
-        container=info.container,
-        duration_seconds=info.duration_seconds,
-        width=info.width,
-        height=info.height,
-        **report,  # type: ignore[arg-type]
-    )
+        return report()
+    checks.append(_container_check(info))
+    if checks[-1].outcome is Outcome.FAIL:
+        return report()
+    if info.needs_tail:
+        checks.append(_duration_check(info, max_seconds, unknown=tail_reason, fix=_FASTSTART))
+    else:
+        checks.append(_duration_check(info, max_seconds, unknown="The file does not state its length."))
+    return report()
 
 
-def _build(client: httpx.Client | httpx.AsyncClient, req: _Request, timeout: float | httpx.Timeout) -> httpx.Request:
+def _build(
+    client: httpx.Client | httpx.AsyncClient, req: _Request, timeout: float | httpx.Timeout
+) -> httpx.Request:
     request = client.build_request(req.method, req.url, headers=list(req.headers), timeout=timeout)
     # The provider fetches the video with no credentials: neither may we (and an API key set
     # on a shared client must never go to a third-party host).
@@ -1268,7 +1290,8 @@ def _wants_body(req: _Request, status: int) -> bool:
 
 def _send(client: httpx.Client, req: _Request, timeout: float | httpx.Timeout) -> _Answer:
     try:
-        response = client.send(_build(client, req, timeout), stream=True, auth=None, follow_redirects=False)
+        request = _build(client, req, timeout)
+        response = client.send(request, stream=True, auth=None, follow_redirects=False)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return _Answer(error=_error_kind(exc))
     body = bytearray()
@@ -1290,7 +1313,8 @@ def _send(client: httpx.Client, req: _Request, timeout: float | httpx.Timeout) -
 
 async def _send_async(client: httpx.AsyncClient, req: _Request, timeout: float | httpx.Timeout) -> _Answer:
     try:
-        response = await client.send(_build(client, req, timeout), stream=True, auth=None, follow_redirects=False)
+        request = _build(client, req, timeout)
+        response = await client.send(request, stream=True, auth=None, follow_redirects=False)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return _Answer(error=_error_kind(exc))
     body = bytearray()

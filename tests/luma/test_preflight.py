@@ -128,7 +128,9 @@ def tkhd(width: int, height: int, *, rotate: bool = False) -> bytes:
     return full_box(b"tkhd", 0, payload + struct.pack(">II", width << 16, height << 16))
 
 
-def trak(handler: bytes, width: int = 0, height: int = 0, *, rotate: bool = False, entry: tuple[int, int] | None = None) -> bytes:
+def trak(
+    handler: bytes, width: int = 0, height: int = 0, *, rotate: bool = False, entry: tuple[int, int] | None = None
+) -> bytes:
     stsd_payload = struct.pack(">I", 1)
     if entry:
         sample = b"\0" * 6 + b"\0\1" + b"\0" * 16 + struct.pack(">HH", *entry) + b"\0" * 50
@@ -287,7 +289,8 @@ def test_inspect_avi(clips: Clips, name: str, seconds: float) -> None:
 
 
 def test_mvhd_version_1_and_64_bit_duration() -> None:
-    info = inspect_header(mp4_file(mvhd(90000, 90000 * 7 + 45000, version=1), trak(b"vide", 320, 240)), total_size=None)
+    data = mp4_file(mvhd(90000, 90000 * 7 + 45000, version=1), trak(b"vide", 320, 240))
+    info = inspect_header(data, total_size=None)
     assert info.duration_seconds == pytest.approx(7.5)
     assert (info.width, info.height) == (320, 240)
 
@@ -304,7 +307,8 @@ def test_zero_duration_without_mehd_is_unknown() -> None:
 
 
 def test_rotated_track_reports_display_size_and_sample_entry_fallback() -> None:
-    rotated = inspect_header(mp4_file(mvhd(600, 600), trak(b"vide", 1920, 1080, rotate=True)), total_size=None)
+    data = mp4_file(mvhd(600, 600), trak(b"vide", 1920, 1080, rotate=True))
+    rotated = inspect_header(data, total_size=None)
     assert (rotated.width, rotated.height) == (1080, 1920)
     entry = inspect_header(mp4_file(mvhd(600, 600), trak(b"vide", entry=(352, 288))), total_size=None)
     assert (entry.width, entry.height) == (352, 288)
@@ -325,7 +329,8 @@ def test_quicktime_without_ftyp_is_mov() -> None:
 
 
 @pytest.mark.parametrize(
-    ("brand", "container"), [(b"qt  ", "mov"), (b"mp42", "mp4"), (b"M4V ", "mp4"), (b"iso5", "mp4"), (b"heic", "heif"), (b"M4A ", "m4a")]
+    ("brand", "container"),
+    [(b"qt  ", "mov"), (b"mp42", "mp4"), (b"M4V ", "mp4"), (b"iso5", "mp4"), (b"heic", "heif"), (b"M4A ", "m4a")],
 )
 def test_brands(brand: bytes, container: str) -> None:
     info = inspect_header(mp4_file(mvhd(600, 600), trak(b"vide", 8, 8), major=brand), total_size=None)
@@ -341,7 +346,8 @@ def test_file_without_index_is_damaged() -> None:
     assert partial.needs_tail and partial.problem is None and partial.tail_offset == len(data)
 
 
-WEBM = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84webm" + b"\0" * 64
+# EBML header of a WebM file (magic, version fields, DocType "webm").
+WEBM = bytes.fromhex("1a45dfa39f4286810142f7810142f2810442f381084282") + b"\x84webm" + b"\0" * 64
 MKV = WEBM.replace(b"webm", b"matr") + b"oska"
 
 
@@ -371,7 +377,8 @@ def test_check_file_passes_a_good_clip(clips: Clips) -> None:
     report = check_file(clips.mp4_1s, size=len(clips.mp4_1s), file_name="Clip.MP4")
     assert outcomes(report) == {"size": PASS, "container": PASS, "duration": PASS}
     assert report.ok and not report.warnings
-    assert (report.container, report.content_type, report.width, report.height) == ("mp4", "video/mp4", 64, 64)
+    assert (report.container, report.content_type) == ("mp4", "video/mp4")
+    assert (report.width, report.height) == (64, 64)
 
 
 @pytest.mark.parametrize("name", ["mp4_11s_faststart", "avi_11s"])
@@ -505,9 +512,11 @@ def test_bad_url_fails_without_any_request(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://localhost:8501/v.mp4", "http://127.0.0.1/v.mp4", "http://127.8.9.1/v.mp4", "http://10.1.2.3/v.mp4",
-     "http://192.168.0.5/v.mp4", "http://172.20.0.1/v.mp4", "http://[::1]/v.mp4", "http://169.254.1.1/v.mp4",
-     "http://myserver/v.mp4", "http://nas.local/v.mp4", "http://app.localhost/v.mp4"],
+    [
+        "http://localhost:8501/v.mp4", "http://127.0.0.1/v.mp4", "http://127.8.9.1/v.mp4", "http://10.1.2.3/v.mp4",
+        "http://192.168.0.5/v.mp4", "http://172.20.0.1/v.mp4", "http://[::1]/v.mp4", "http://169.254.1.1/v.mp4",
+        "http://[fd00::5]/v.mp4", "http://myserver/v.mp4", "http://nas.local/v.mp4", "http://app.localhost/v.mp4",
+    ],
 )
 def test_private_hosts_fail_unless_allowed(clips: Clips, url: str) -> None:
     site = Site({"/v.mp4": (clips.mp4_1s_faststart, "video/mp4")})
@@ -524,7 +533,10 @@ def test_public_ip_is_not_private(clips: Clips) -> None:
     assert outcomes(report)["reachable"] is PASS
 
 
-@pytest.mark.parametrize(("status", "words"), [(404, "not found"), (403, "refuses public access"), (410, "not found"), (503, "server error")])
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [(404, "not found"), (403, "refuses public access"), (410, "not found"), (503, "server error")],
+)
 def test_http_errors_fail_in_words(clips: Clips, status: int, words: str) -> None:
     site = site_for(clips.mp4_1s_faststart, head_status=status, get_status=status)
     report = run(site)
@@ -560,7 +572,8 @@ def test_head_and_get_both_refused_warns_and_goes_on(clips: Clips) -> None:
     report = run(site_for(clips.mp4_1s_faststart, head_status=405, get_status=501))
     assert report.ok and report.warnings
     assert outcomes(report) == {
-        "url": PASS, "reachable": WARN, "content_type": WARN, "size": WARN, "container": WARN, "duration": WARN,
+        "url": PASS, "reachable": WARN, "content_type": WARN, "size": WARN, "container": WARN,
+        "duration": WARN,
     }
 
 
@@ -571,7 +584,8 @@ def test_head_ok_but_download_refused_fails(clips: Clips) -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "words"), [(httpx.ConnectError("refused"), "no connection"), (httpx.ReadTimeout("slow"), "did not answer")]
+    ("exc", "words"),
+    [(httpx.ConnectError("refused"), "no connection"), (httpx.ReadTimeout("slow"), "did not answer")],
 )
 def test_unreachable_host_fails(exc: Exception, words: str) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
@@ -598,7 +612,9 @@ def test_redirects_are_followed(clips: Clips) -> None:
 
 
 def test_redirect_to_private_host_fails(clips: Clips) -> None:
-    site = Site({"/v.mp4": (clips.mp4_1s_faststart, "video/mp4")}, redirects={"/v/clip.mp4": "http://192.168.1.9/v.mp4"})
+    site = Site(
+        {"/v.mp4": (clips.mp4_1s_faststart, "video/mp4")}, redirects={"/v/clip.mp4": "http://192.168.1.9/v.mp4"}
+    )
     report = run(site)
     assert outcomes(report) == {"url": PASS, "reachable": FAIL}
     assert "192.168.1.9" in report.checks[1].detail
@@ -638,7 +654,9 @@ def test_wrong_label_with_video_bytes_warns(clips: Clips) -> None:
 
 def test_other_video_type_warns_then_container_fails() -> None:
     report = run(site_for(WEBM, "video/webm"))
-    assert outcomes(report) == {"url": PASS, "reachable": PASS, "content_type": WARN, "size": PASS, "container": FAIL}
+    assert outcomes(report) == {
+        "url": PASS, "reachable": PASS, "content_type": WARN, "size": PASS, "container": FAIL
+    }
     assert "WebM" in report.checks[-1].detail and "MP4" in (report.checks[-1].fix or "")
     assert report.container == "webm"
 
@@ -715,3 +733,39 @@ def test_header_bytes_must_be_sane() -> None:
 
 def test_outcome_labels_are_words() -> None:
     assert {o.label for o in Outcome} == {"OK", "Problem", "Not checked"}
+
+
+def test_works_through_the_emulator_transport(clips: Clips, tmp_path: Path) -> None:
+    # Demo mode: the emulator's transport answers any host, and its file URLs are on a local
+    # name, so the caller must allow private hosts for the check to reach them.
+    from luma.client import LumaClient
+    from luma.emulator import Emulator, EmulatorConfig
+
+    emulator = Emulator(EmulatorConfig(data_dir=tmp_path))
+    try:
+        with LumaClient("demo", transport=emulator.transport()) as luma:
+            url = luma.upload_file(clips.big_11s, file_name="long.mp4").download_url
+        with httpx.Client(transport=emulator.transport()) as client:
+            blocked = check_url(url, client=client)
+            report = check_url(url, client=client, allow_private=True)
+    finally:
+        emulator.close()
+    assert outcomes(blocked)["reachable"] is FAIL
+    assert outcomes(report) == {**ALL_PASS, "duration": FAIL}
+    assert report.size_bytes == len(clips.big_11s)
+    assert report.duration_seconds == pytest.approx(11.0, abs=0.01)
+
+
+def test_inspect_never_raises_on_truncated_or_damaged_files(clips: Clips) -> None:
+    rng = np.random.default_rng(3)
+    for data in (clips.mp4_1s, clips.mp4_1s_faststart, clips.mov_1s, clips.avi_1s):
+        for cut in range(0, len(data), 37):
+            inspect_header(data[:cut], total_size=len(data))
+            inspect_header(data[:cut], total_size=None)
+        for _ in range(200):
+            damaged = bytearray(data)
+            for at in rng.integers(0, len(data), 8):
+                damaged[at] = int(rng.integers(0, 256))
+            info = inspect_header(bytes(damaged), total_size=len(damaged))
+            check_file(bytes(damaged[:600]), size=len(damaged), file_name="x.mp4", tail=bytes(damaged[-900:]))
+            assert info.duration_seconds is None or info.duration_seconds >= 0
