@@ -90,13 +90,13 @@ class Outcome(enum.Enum):
 
     PASS = "pass"
     FAIL = "fail"
-    #: The check could not be run; the user may go on at their own risk.
+    #: The check could not be run (or found a doubt, not a certain refusal); the user may go on.
     WARN = "warn"
 
     @property
     def label(self) -> str:
         """A short word for badges."""
-        return {"pass": "OK", "fail": "Problem", "warn": "Not checked"}[self.value]
+        return {"pass": "OK", "fail": "Problem", "warn": "Warning"}[self.value]
 
 
 @dataclass(frozen=True)

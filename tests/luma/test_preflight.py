@@ -732,7 +732,7 @@ def test_header_bytes_must_be_sane() -> None:
 
 
 def test_outcome_labels_are_words() -> None:
-    assert {o.label for o in Outcome} == {"OK", "Problem", "Not checked"}
+    assert {o.label for o in Outcome} == {"OK", "Problem", "Warning"}
 
 
 def test_works_through_the_emulator_transport(clips: Clips, tmp_path: Path) -> None:
