@@ -42,6 +42,9 @@ class _BodyError(Exception):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "luma-emulator/1.0"
+    # Headers and body go out in separate writes; without this, Nagle's algorithm meets the
+    # client's delayed ACK and every keep-alive request stalls ~40 ms.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
@@ -152,13 +155,15 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         """Serve in a background daemon thread; returns self."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="luma-emulator-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="luma-emulator-server", daemon=True
+        )
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until :meth:`close` (or KeyboardInterrupt)."""
-        self._httpd.serve_forever()
+        self._httpd.serve_forever(poll_interval=0.1)
 
     def close(self) -> None:
         """Stop serving, release held (hanging) requests and the socket. The emulator stays open."""
