@@ -15,6 +15,12 @@ Choices the brief leaves to us, stated once:
 * The key is sent only to the origins of ``api_base`` and ``upload_base``; ``fetch`` of any
   other host carries no ``Authorization`` header, and httpx strips it on cross-origin redirects.
 * An injected transport belongs to the caller: closing the client does not close it.
+* Reads (``get_task``, ``get_tasks``, ``get_credits``, ``get_download_url``, ``fetch``) are
+  retried on 429, 455, 5xx except 501/505 (definitive answers), timeouts, dropped connections
+  and malformed answers. Creates and uploads are sent again only after a
+  :class:`~luma.errors.ConnectError`: anything later may have reached the provider.
+* ``record-info`` answering ``data: null`` reads as :class:`~luma.errors.NotFoundError` (the
+  shape of an unknown id is undocumented; an empty record says the same as a 404).
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ import json
 import mimetypes
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, TypeVar
+from typing import Any, BinaryIO, Generic, Literal, TypeVar
 
 import httpx
 
@@ -412,6 +418,8 @@ def _stream_body(
 async def _astream_body(
     parts: _Multipart, source: _FileSource, progress: ProgressCallback | None
 ) -> AsyncIterator[bytes]:
+    # Chunks are read synchronously: in-memory files (what the dashboard uploads) never block,
+    # and a 256 KiB read from local disk is shorter than the network write it feeds.
     for chunk in _stream_body(parts, source, progress):
         yield chunk
 
@@ -420,7 +428,7 @@ async def _astream_body(
 
 
 @dataclass(frozen=True)
-class _Call:
+class _Call(Generic[T]):
     """One request as both clients send it, and how to read its answer."""
 
     operation: str
@@ -429,7 +437,7 @@ class _Call:
     envelope: Envelope
     read: bool
     """True: idempotent, retried on transient failures. False: sent again only if never sent."""
-    parse: Callable[[Any], Any]
+    parse: Callable[[Any], T]
     params: dict[str, str] | None = None
     json: Any = None
     body: Callable[[], Any] | None = None
@@ -459,6 +467,12 @@ def _parse_credits(data: Any) -> int:
     if isinstance(data, int):
         return data
     raise MalformedResponseError("The provider's credit balance was not a whole number.")
+
+
+def _parse_bytes(data: Any) -> bytes:
+    if not isinstance(data, bytes):
+        raise MalformedResponseError("The file host's answer had no body.")
+    return data
 
 
 def _parse_link(data: Any) -> str:
@@ -609,7 +623,7 @@ class _Core:
 
     def _create_call(
         self, prompt: str, video_url: str, callback_url: str | None, watermark: str | None
-    ) -> _Call:
+    ) -> _Call[str]:
         prompt = _check_text(prompt, "prompt", "prompt")
         body: dict[str, str] = {
             "prompt": prompt,
@@ -627,7 +641,7 @@ class _Core:
             "create_task", "POST", self.api_base + PATH_CREATE, "api", False, _parse_task_id, json=body
         )
 
-    def _task_call(self, task_id: str) -> _Call:
+    def _task_call(self, task_id: str) -> _Call[Task]:
         # Any non-empty id is sent as is: the provider, not a local pattern, decides what exists.
         tid = _check_text(task_id, "task_id", "task id").strip()
         return _Call(
@@ -635,17 +649,17 @@ class _Core:
             params={"taskId": tid},
         )
 
-    def _credits_call(self) -> _Call:
+    def _credits_call(self) -> _Call[int]:
         return _Call("get_credits", "GET", self.api_base + PATH_CREDITS, "api", True, _parse_credits)
 
-    def _download_call(self, url: str) -> _Call:
+    def _download_call(self, url: str) -> _Call[str]:
         link = _check_http_url(url, "url", "file URL")
         return _Call(
             "get_download_url", "POST", self.api_base + PATH_DOWNLOAD_URL, "api", True, _parse_link,
             json={"url": link},
         )
 
-    def _upload_json_call(self, operation: str, path: str, body: dict[str, str]) -> _Call:
+    def _upload_json_call(self, operation: str, path: str, body: dict[str, str]) -> _Call[UploadedFile]:
         return _Call(
             operation, "POST", self.upload_base + path, "upload", False, parse_upload, json=body,
             timeout=self._upload_timeout,
@@ -653,7 +667,7 @@ class _Core:
 
     def _upload_base64_call(
         self, data: bytes | str, file_name: str | None, upload_path: str, mime_type: str
-    ) -> _Call:
+    ) -> _Call[UploadedFile]:
         body = {
             "base64Data": _base64_payload(data, mime_type),
             "uploadPath": _check_upload_path(upload_path),
@@ -663,7 +677,7 @@ class _Core:
             body["fileName"] = name
         return self._upload_json_call("upload_base64", PATH_UPLOAD_BASE64, body)
 
-    def _upload_url_call(self, file_url: str, file_name: str | None, upload_path: str) -> _Call:
+    def _upload_url_call(self, file_url: str, file_name: str | None, upload_path: str) -> _Call[UploadedFile]:
         body = {
             "fileUrl": _check_http_url(file_url, "file_url", "file URL"),
             "uploadPath": _check_upload_path(upload_path),
@@ -680,7 +694,7 @@ class _Core:
         upload_path: str,
         progress: ProgressCallback | None,
         body: Callable[[_Multipart, _FileSource, ProgressCallback | None], Any],
-    ) -> _Call:
+    ) -> _Call[UploadedFile]:
         name = _check_file_name(file_name, required=True)
         assert name is not None
         folder = _check_upload_path(upload_path)
@@ -698,29 +712,35 @@ class _Core:
             timeout=self._upload_timeout,
         )
 
-    def _fetch_call(self, url: str) -> _Call:
+    def _fetch_call(self, url: str) -> _Call[bytes]:
         link = _check_http_url(url, "url", "file URL")
         return _Call(
-            "fetch", "GET", link, "raw", True, lambda content: content,
+            "fetch", "GET", link, "raw", True, _parse_bytes,
             headers={"Accept": "*/*"}, follow_redirects=True,
         )
 
     # -- answers and failures --
 
-    def _read(self, response: httpx.Response, call: _Call) -> Any:
-        data = interpret_response(
-            response,
-            operation=call.operation,
-            envelope=call.envelope,
-            now=self.retry.wall_clock(),
-            retry_after_cap=self.retry.retry_after_cap,
-        )
+    def _read(self, response: httpx.Response, call: _Call[T]) -> T:
+        try:
+            data = interpret_response(
+                response,
+                operation=call.operation,
+                envelope=call.envelope,
+                now=self.retry.wall_clock(),
+                retry_after_cap=self.retry.retry_after_cap,
+            )
+        except APIError as error:
+            # Some APIs echo the rejected key in their message; the dashboard may show this text.
+            if error.provider_message:
+                error.provider_message = self._scrub(error.provider_message)
+            raise
         return call.parse(data)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "<hidden>") if self._api_key else text
 
-    def _transport_error(self, exc: httpx.RequestError, call: _Call) -> LumaError:
+    def _transport_error(self, exc: httpx.RequestError, call: _Call[Any]) -> LumaError:
         host = _host(call.url)
         detail = ""
         if isinstance(exc, _QUOTABLE) and str(exc):
@@ -752,7 +772,7 @@ class _Core:
             message = f"{host} {what}."
         return RequestTimeout(message) if timed_out else TransportError(message)
 
-    def _should_retry(self, call: _Call) -> Callable[[LumaError], bool]:
+    def _should_retry(self, call: _Call[Any]) -> Callable[[LumaError], bool]:
         return is_retryable_read if call.read else is_unsent
 
 
@@ -764,17 +784,15 @@ def _batch_ids(task_ids: Iterable[str]) -> tuple[list[str], dict[str, LumaError]
         items = list(task_ids)
     except TypeError:
         raise InvalidInputError("task_ids must be a list of task ids.", field="task_ids") from None
-    ids: list[str] = []
     errors: dict[str, LumaError] = {}
+    unique: dict[str, None] = {}  # an ordered set: first mention wins, input order is kept
     for item in items:
         if not isinstance(item, str) or not item.strip():
             key = item if isinstance(item, str) else repr(item)
             errors[key] = InvalidInputError("The task id is empty or not text.", field="task_id")
             continue
-        tid = item.strip()
-        if tid not in ids:
-            ids.append(tid)
-    return ids, errors
+        unique.setdefault(item.strip(), None)
+    return list(unique), errors
 
 
 # --- the clients --------------------------------------------------------------------------------
@@ -832,7 +850,7 @@ class LumaClient(_Core):
         """Release connections (an injected transport is left open for its owner)."""
         self._http.close()
 
-    def _send_once(self, call: _Call) -> Any:
+    def _send_once(self, call: _Call[T]) -> T:
         if call.operation == "create_task":
             self.create_limiter.acquire()
         request = self._http.build_request(
@@ -851,7 +869,7 @@ class LumaClient(_Core):
             raise self._transport_error(exc, call) from None
         return self._read(response, call)
 
-    def _execute(self, call: _Call) -> Any:
+    def _execute(self, call: _Call[T]) -> T:
         return self.retry.run(
             lambda: self._send_once(call),
             should_retry=self._should_retry(call),
@@ -867,11 +885,11 @@ class LumaClient(_Core):
         watermark: str | None = None,
     ) -> str:
         """Start a modification task and return its id. Costs credits; never sent twice."""
-        return self._execute(self._create_call(prompt, video_url, callback_url, watermark))  # type: ignore[no-any-return]
+        return self._execute(self._create_call(prompt, video_url, callback_url, watermark))
 
     def get_task(self, task_id: str) -> Task:
         """The task's current status and, once done, its result URLs."""
-        return self._execute(self._task_call(task_id))  # type: ignore[no-any-return]
+        return self._execute(self._task_call(task_id))
 
     def get_tasks(
         self, task_ids: Iterable[str], *, concurrency: int = DEFAULT_CONCURRENCY
@@ -896,11 +914,11 @@ class LumaClient(_Core):
 
     def get_credits(self) -> int:
         """Remaining credits on the account."""
-        return self._execute(self._credits_call())  # type: ignore[no-any-return]
+        return self._execute(self._credits_call())
 
     def get_download_url(self, url: str) -> str:
         """A fresh link (valid 20 minutes) for a file the provider generated."""
-        return self._execute(self._download_call(url))  # type: ignore[no-any-return]
+        return self._execute(self._download_call(url))
 
     def upload_file(
         self,
@@ -912,7 +930,7 @@ class LumaClient(_Core):
     ) -> UploadedFile:
         """Stream a file to the upload host (multipart); ``progress(bytes_sent, total)`` as it goes."""
         call = self._upload_stream_call(file, file_name, upload_path, progress, _stream_body)
-        return self._execute(call)  # type: ignore[no-any-return]
+        return self._execute(call)
 
     def upload_base64(
         self,
@@ -924,17 +942,17 @@ class LumaClient(_Core):
     ) -> UploadedFile:
         """Upload bytes, base64 text or a base64 data URL (sent as a data URL of ``mime_type``)."""
         call = self._upload_base64_call(data, file_name, upload_path, mime_type)
-        return self._execute(call)  # type: ignore[no-any-return]
+        return self._execute(call)
 
     def upload_url(
         self, file_url: str, *, file_name: str | None = None, upload_path: str = DEFAULT_UPLOAD_PATH
     ) -> UploadedFile:
         """Have the upload host copy a public URL (it fetches with a 30 s timeout)."""
-        return self._execute(self._upload_url_call(file_url, file_name, upload_path))  # type: ignore[no-any-return]
+        return self._execute(self._upload_url_call(file_url, file_name, upload_path))
 
     def fetch(self, url: str) -> bytes:
         """GET a public file (e.g. a result video); no API key is sent to foreign hosts."""
-        return self._execute(self._fetch_call(url))  # type: ignore[no-any-return]
+        return self._execute(self._fetch_call(url))
 
 
 class AsyncLumaClient(_Core):
@@ -987,7 +1005,7 @@ class AsyncLumaClient(_Core):
 
     aclose = close
 
-    async def _send_once(self, call: _Call) -> Any:
+    async def _send_once(self, call: _Call[T]) -> T:
         if call.operation == "create_task":
             await self.create_limiter.acquire_async()
         request = self._http.build_request(
@@ -1005,7 +1023,7 @@ class AsyncLumaClient(_Core):
             raise self._transport_error(exc, call) from None
         return self._read(response, call)
 
-    async def _execute(self, call: _Call) -> Any:
+    async def _execute(self, call: _Call[T]) -> T:
         return await self.retry.run_async(
             lambda: self._send_once(call),
             should_retry=self._should_retry(call),
@@ -1021,11 +1039,11 @@ class AsyncLumaClient(_Core):
         watermark: str | None = None,
     ) -> str:
         """Start a modification task and return its id. Costs credits; never sent twice."""
-        return await self._execute(self._create_call(prompt, video_url, callback_url, watermark))  # type: ignore[no-any-return]
+        return await self._execute(self._create_call(prompt, video_url, callback_url, watermark))
 
     async def get_task(self, task_id: str) -> Task:
         """The task's current status and, once done, its result URLs."""
-        return await self._execute(self._task_call(task_id))  # type: ignore[no-any-return]
+        return await self._execute(self._task_call(task_id))
 
     async def get_tasks(
         self, task_ids: Iterable[str], *, concurrency: int = DEFAULT_CONCURRENCY
@@ -1043,18 +1061,20 @@ class AsyncLumaClient(_Core):
 
         # return_exceptions: an unexpected bug in one read must not orphan the others mid-flight.
         outcomes = await asyncio.gather(*(one(tid) for tid in ids), return_exceptions=True)
-        for outcome in outcomes:
+        results: dict[str, Task | LumaError] = {}
+        for tid, outcome in zip(ids, outcomes):
             if isinstance(outcome, BaseException) and not isinstance(outcome, LumaError):
                 raise outcome
-        return _batch(ids, dict(zip(ids, outcomes)), errors)  # type: ignore[arg-type]
+            results[tid] = outcome
+        return _batch(ids, results, errors)
 
     async def get_credits(self) -> int:
         """Remaining credits on the account."""
-        return await self._execute(self._credits_call())  # type: ignore[no-any-return]
+        return await self._execute(self._credits_call())
 
     async def get_download_url(self, url: str) -> str:
         """A fresh link (valid 20 minutes) for a file the provider generated."""
-        return await self._execute(self._download_call(url))  # type: ignore[no-any-return]
+        return await self._execute(self._download_call(url))
 
     async def upload_file(
         self,
@@ -1066,7 +1086,7 @@ class AsyncLumaClient(_Core):
     ) -> UploadedFile:
         """Stream a file to the upload host (multipart); ``progress(bytes_sent, total)`` as it goes."""
         call = self._upload_stream_call(file, file_name, upload_path, progress, _astream_body)
-        return await self._execute(call)  # type: ignore[no-any-return]
+        return await self._execute(call)
 
     async def upload_base64(
         self,
@@ -1078,17 +1098,17 @@ class AsyncLumaClient(_Core):
     ) -> UploadedFile:
         """Upload bytes, base64 text or a base64 data URL (sent as a data URL of ``mime_type``)."""
         call = self._upload_base64_call(data, file_name, upload_path, mime_type)
-        return await self._execute(call)  # type: ignore[no-any-return]
+        return await self._execute(call)
 
     async def upload_url(
         self, file_url: str, *, file_name: str | None = None, upload_path: str = DEFAULT_UPLOAD_PATH
     ) -> UploadedFile:
         """Have the upload host copy a public URL (it fetches with a 30 s timeout)."""
-        return await self._execute(self._upload_url_call(file_url, file_name, upload_path))  # type: ignore[no-any-return]
+        return await self._execute(self._upload_url_call(file_url, file_name, upload_path))
 
     async def fetch(self, url: str) -> bytes:
         """GET a public file (e.g. a result video); no API key is sent to foreign hosts."""
-        return await self._execute(self._fetch_call(url))  # type: ignore[no-any-return]
+        return await self._execute(self._fetch_call(url))
 
 
 def _batch(
