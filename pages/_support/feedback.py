@@ -112,6 +112,8 @@ def describe_error(err: BaseException, *, secret: str | None = None) -> ErrorVie
 
 def show_error(err: BaseException, *, secret: str | None = None, context: str | None = None) -> None:
     """Show one failure on the page: headline, what happened, what to do next."""
+    if secret is None:
+        secret = _current_key()
     view = describe_error(err, secret=secret)
     if not isinstance(err, LumaError):
         _log_unexpected(err, context)
@@ -126,6 +128,15 @@ def show_error(err: BaseException, *, secret: str | None = None, context: str | 
 def last_resort(err: BaseException, *, context: str | None = None) -> None:
     """Show a plain sentence for an unexpected exception and log its traceback for operators."""
     show_error(err, context=context)
+
+
+def _current_key() -> str | None:
+    from . import runtime  # late: runtime imports this module
+
+    try:
+        return runtime.settings().api_key
+    except Exception:  # noqa: BLE001 - redaction is a safety net; never fail because of it
+        return None
 
 
 def _log_unexpected(err: BaseException, context: str | None) -> None:

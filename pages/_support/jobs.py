@@ -358,7 +358,7 @@ def tasks_frame(items: Iterable[TrackedTask], now: datetime) -> pd.DataFrame:
     frame["error"] = frame["error"].astype("string")
     frame["submitted"] = pd.to_datetime(frame["submitted"], utc=True)
     frame["completed"] = pd.to_datetime(frame["completed"], utc=True)
-    frame["duration"] = pd.to_numeric(frame["duration"]).astype("float64")
+    frame["duration"] = pd.to_timedelta(pd.to_numeric(frame["duration"]), unit="s")
     return frame
 
 

@@ -137,12 +137,12 @@ def test_tasks_frame_has_readable_columns():
     assert list(frame.columns) == list(jobs.FRAME_COLUMNS)
     assert list(frame["status"]) == ["Succeeded", "Generation failed", jobs.NOT_READ_LABEL]
     assert frame.loc[0, "prompt"] == "make it night"
-    assert frame.loc[0, "duration"] == pytest.approx(20.0)
+    assert frame.loc[0, "duration"].total_seconds() == pytest.approx(20.0)
     assert frame.loc[0, "result"] == "https://h/out.mp4"
     assert frame.loc[0, "source"] == "https://h/in.mp4"
     assert "501: boom" in frame.loc[1, "error"]
     assert "Last refresh failed" in frame.loc[2, "error"]
-    assert frame.loc[2, "duration"] == pytest.approx(5.0), "running tasks show time so far"
+    assert frame.loc[2, "duration"].total_seconds() == pytest.approx(5.0), "running tasks show time so far"
     assert str(frame["submitted"].dtype).startswith("datetime64")
 
 

@@ -1,0 +1,97 @@
+"""Luma video studio: submit video modifications, follow them, and demo the whole flow offline.
+
+The frame of every page: page config, the access gate, navigation, the mode badge and credits
+in the sidebar, and a last-resort handler so no traceback ever reaches a page. Pages live in
+pages/ and only do layout; pages/_support holds the shared helpers.
+
+Run: ``streamlit run app.py``. With no API key configured it runs in demo mode on the built-in
+emulator; see .streamlit/secrets.toml.example for every setting.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from luma.errors import LumaError
+from pages._support import access, runtime
+from pages._support.feedback import describe_error, last_resort, show_error
+
+st.set_page_config(
+    page_title="Luma video studio",
+    page_icon=":material/movie_edit:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+# Nothing else renders, and no API call is made, until the gate opens.
+if not access.gate():
+    st.stop()
+
+PAGES = {
+    "pages/submit.py": st.Page(
+        "pages/submit.py",
+        title="Submit",
+        icon=":material/movie_edit:",
+        default=True,
+        help="Describe a change, pick a video, check it and start a modification task.",
+    ),
+    "pages/jobs.py": st.Page(
+        "pages/jobs.py",
+        title="Jobs",
+        icon=":material/view_list:",
+        help="Follow your tasks as they finish, watch and download results, import and export task ids.",
+    ),
+    "pages/settings.py": st.Page(
+        "pages/settings.py",
+        title="Settings",
+        icon=":material/settings:",
+        help="Use your own API key for this session, change base URLs and refresh timing, test the connection.",
+    ),
+}
+page = st.navigation(list(PAGES.values()), position="sidebar")
+
+# A deep link that Streamlit first routed around app.py (see runtime.page_guard) continues here.
+target = st.session_state.pop(runtime.DEEP_LINK, None)
+if target in PAGES and PAGES[target].title != page.title:
+    st.switch_page(PAGES[target], query_params=st.query_params.to_dict())
+
+runtime.restore_from_url()
+runtime.mirror_to_url()
+
+with st.sidebar:
+    try:
+        current = runtime.settings()
+        if current.demo:
+            st.badge("Demo mode", icon=":material/science:", color="orange")
+            st.caption(
+                "No API key is set, so a built-in emulator answers instead of the provider: "
+                "tasks run locally in seconds and cost nothing."
+            )
+        else:
+            st.badge("Live", icon=":material/cloud_done:", color="green")
+            source = {
+                "session": "your key for this session",
+                "secrets": "the key in the app's secrets",
+                "environment": "the LUMA_API_KEY environment variable",
+            }[current.key_source]
+            st.caption(f"Requests go to **{current.api_host}** with {source}. Each task costs credits.")
+        balance, problem = runtime.credits()
+        if balance is not None:
+            st.metric("Credits left", f"{balance:,}", border=True)
+        elif problem is not None:
+            st.caption(f":material/warning: Credits unavailable: {problem.title}. {problem.next_step}")
+    except Exception as err:  # noqa: BLE001 - the sidebar must never take the page down
+        view = describe_error(err)
+        st.caption(f":material/warning: {view.title}. {view.next_step}")
+        if not isinstance(err, LumaError):
+            last_resort(err, context="Setting up the connection failed.")
+    if runtime.auth_configured() and st.user.is_logged_in:
+        st.button("Sign out", key="access_logout", icon=":material/logout:", on_click=st.logout)
+
+with runtime.frame_running():
+    try:
+        page.run()
+    except LumaError as err:
+        show_error(err)
+    except Exception as err:  # noqa: BLE001 - last resort: a plain sentence, the traceback to the log
+        last_resort(err)

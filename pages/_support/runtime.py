@@ -1,0 +1,517 @@
+"""The one Streamlit-side module: settings, the cached emulator and clients, and session state.
+
+Pages do layout; everything they need from the outside world comes from here.
+
+Mode
+    *Demo* (the default, the full product) runs the in-process :class:`~luma.emulator.Emulator`,
+    one per server process (``st.cache_resource``, closed by ``on_release``), and talks to it with
+    ``LumaClient(api_key="demo", transport=emulator.transport())``. Its data dir comes from env
+    ``LUMA_EMULATOR_DIR`` (else a temp dir) and its options from the ``[demo]`` secrets table.
+    *Live* needs a key: from the Settings page (this session only), ``[luma] api_key`` in the
+    secrets, or env ``LUMA_API_KEY`` -- in that order.
+
+Secrets
+    ``st.secrets`` raises when no secrets file exists; :func:`secrets_table` is the one place that
+    reads it and turns any failure into "no secrets".
+
+Test seam
+    :func:`set_test_seam` installs a :class:`TestSeam`: a function that wraps the transport the
+    clients use (it receives the emulator's transport in demo mode, None in live mode) and an
+    optional retry policy. Tests use it to provoke provider answers the emulator cannot give;
+    nothing else calls it. :func:`reset` clears it with the caches.
+
+The API key is kept in session state or read from secrets/env at the moment a client is built; it
+is never logged, never rendered, never put in a cache key (a hash is), an export, or a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import streamlit as st
+
+from luma import AsyncLumaClient, LumaClient, RetryPolicy
+from luma._constants import DEFAULT_API_BASE, DEFAULT_UPLOAD_BASE
+from luma.emulator import Emulator, EmulatorConfig, SampleClip
+from luma.errors import LumaError
+from luma.models import TaskBatch, UploadedFile
+from luma.preflight import PreflightReport, check_url
+
+from . import jobs
+from .feedback import ErrorView, describe_error
+
+__all__ = [
+    "Settings",
+    "TestSeam",
+    "client",
+    "credits",
+    "emulator",
+    "fetch_bytes",
+    "frame_running",
+    "page_guard",
+    "preflight_url",
+    "read_tasks",
+    "reset",
+    "secret",
+    "secrets_table",
+    "set_test_seam",
+    "settings",
+]
+
+_LOG = logging.getLogger("luma.dashboard")
+
+# --- session-state keys (one place, so pages and tests agree) -----------------------------------
+SESSION_API_KEY = "luma_session_api_key"
+"""The key entered on the Settings page (memory only, this session only)."""
+FORCE_DEMO = "luma_force_demo"
+"""True: stay in demo mode in this session even though a key is configured."""
+API_BASE_OVERRIDE = "luma_api_base"
+UPLOAD_BASE_OVERRIDE = "luma_upload_base"
+REFRESH_MIN = "luma_refresh_min"
+REFRESH_MAX = "luma_refresh_max"
+TASKS = "jobs_tasks"
+"""dict[str, jobs.TrackedTask]: the jobs list, in the order tasks were added."""
+TASKS_RESTORED = "jobs_restored_from_url"
+SUBMIT_REQUEST = "submit_request"
+"""submission.SubmitRequest | None: the last recorded click on Submit."""
+SUBMIT_PREFILL = "submit_prefill"
+"""dict of submit-page widget values to apply on the next visit ("Run again")."""
+UPLOADS = "submit_uploads"
+"""dict[str, UploadedFile]: uploaded files by content hash, so a file is uploaded once."""
+ACCESS_GRANTED = "access_granted"
+ACCESS_FAILURES = "access_failures"
+DEEP_LINK = "_deep_link_page"
+
+QUERY_TASKS = "tasks"
+"""The query parameter that mirrors the jobs list (``?tasks=id1,id2``)."""
+
+DEMO_KEY = "demo"
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+def secrets_table() -> dict[str, Any]:
+    """All secrets as a plain dict; empty when there is no secrets file or it cannot be read."""
+    try:
+        return st.secrets.to_dict()
+    except Exception as err:  # noqa: BLE001 - no file, a TOML error: either way, no secrets
+        if not isinstance(err, FileNotFoundError):
+            _LOG.warning("Secrets could not be read (%s); using defaults.", type(err).__name__)
+        return {}
+
+
+def secret(section: str, name: str, default: Any = None) -> Any:
+    """``[section] name`` from the secrets, or ``default``."""
+    table = secrets_table().get(section)
+    if isinstance(table, dict) and table.get(name) not in (None, ""):
+        return table[name]
+    return default
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the dashboard sends requests, resolved from session, secrets and environment."""
+
+    demo: bool
+    """True: the in-process emulator answers everything."""
+    api_key: str = field(repr=False)
+    """The key the clients send ("demo" in demo mode). Never shown."""
+    key_source: str
+    """Where the key came from: "session", "secrets", "environment" or "demo"."""
+    api_base: str
+    """The provider's API origin."""
+    upload_base: str
+    """The provider's upload origin."""
+    refresh_min: float
+    """Fastest refresh of a young task, seconds."""
+    refresh_max: float
+    """Slowest refresh of an old task, seconds."""
+    demo_options: tuple[tuple[str, Any], ...] = ()
+    """Emulator options from ``[demo]`` (demo mode only)."""
+    data_dir: str | None = None
+    """Emulator data dir (demo mode only)."""
+    configured_key: bool = False
+    """True when a key exists in secrets or environment (so demo mode was chosen in-session)."""
+
+    @property
+    def api_host(self) -> str:
+        """The API host name, for the mode badge."""
+        return urlsplit(self.api_base).netloc or self.api_base
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies this configuration in cache keys without containing the key."""
+        digest = hashlib.sha256(self.api_key.encode("utf-8")).hexdigest()[:16]
+        raw = repr((self.demo, digest, self.api_base, self.upload_base, self.demo_options, self.data_dir))
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
+
+
+def _float(value: Any, default: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default
+
+
+def _demo_options() -> tuple[tuple[str, Any], ...]:
+    table = secrets_table().get("demo")
+    if not isinstance(table, dict):
+        return ()
+    known = {f.name for f in dataclasses.fields(EmulatorConfig)} - {"data_dir"}
+    unknown = sorted(set(table) - known - {"data_dir"})
+    if unknown:
+        _LOG.warning("Ignoring unknown [demo] options: %s", ", ".join(unknown))
+    return tuple(sorted((k, v) for k, v in table.items() if k in known))
+
+
+def settings() -> Settings:
+    """The current session's settings."""
+    state = st.session_state
+    configured = secret("luma", "api_key") or os.environ.get("LUMA_API_KEY") or None
+    session_key = state.get(SESSION_API_KEY) or None
+    if session_key:
+        key, source = session_key, "session"
+    elif configured and not state.get(FORCE_DEMO):
+        key = configured
+        source = "secrets" if secret("luma", "api_key") else "environment"
+    else:
+        key, source = DEMO_KEY, "demo"
+    demo = source == "demo"
+    api_base = (
+        state.get(API_BASE_OVERRIDE)
+        or secret("luma", "api_base")
+        or os.environ.get("LUMA_API_BASE")
+        or DEFAULT_API_BASE
+    )
+    upload_base = (
+        state.get(UPLOAD_BASE_OVERRIDE)
+        or secret("luma", "upload_base")
+        or os.environ.get("LUMA_UPLOAD_BASE")
+        or DEFAULT_UPLOAD_BASE
+    )
+    lo = _float(state.get(REFRESH_MIN) or secret("refresh", "min_seconds"), jobs.DEFAULT_MIN_INTERVAL)
+    hi = _float(state.get(REFRESH_MAX) or secret("refresh", "max_seconds"), jobs.DEFAULT_MAX_INTERVAL)
+    data_dir = os.environ.get("LUMA_EMULATOR_DIR") or secret("demo", "data_dir") or None
+    return Settings(
+        demo=demo,
+        api_key=str(key).strip(),
+        key_source=source,
+        api_base=str(api_base).strip(),
+        upload_base=str(upload_base).strip(),
+        refresh_min=lo,
+        refresh_max=max(lo, hi),
+        demo_options=_demo_options() if demo else (),
+        data_dir=str(data_dir) if demo and data_dir else None,
+        configured_key=bool(configured),
+    )
+
+
+def access_password() -> str | None:
+    """The shared password of a hosted deployment (``[access] password``), if set."""
+    value = secret("access", "password")
+    return str(value) if value else None
+
+
+def auth_configured() -> bool:
+    """True when Streamlit's own ``[auth]`` login is configured."""
+    return isinstance(secrets_table().get("auth"), dict)
+
+
+# --- test seam -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestSeam:
+    """How tests reach under the clients (see the module docstring)."""
+
+    __test__ = False  # not a pytest test class
+
+    wrap_transport: Callable[[Any], Any] | None = None
+    """Given the default transport (the emulator's, or None live), return the one to use."""
+    retry: RetryPolicy | None = None
+    """Retry policy for every client, instead of the dashboard's."""
+
+
+_SEAM: TestSeam | None = None
+
+
+def set_test_seam(seam: TestSeam | None) -> None:
+    """Install (or remove, with None) the test seam. For tests only."""
+    global _SEAM
+    _SEAM = seam
+
+
+def reset() -> None:
+    """Forget the test seam and every cached emulator, client and answer."""
+    set_test_seam(None)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _seam_token() -> str:
+    return f"seam-{id(_SEAM)}" if _SEAM is not None else "no-seam"
+
+
+# --- emulator and clients ------------------------------------------------------------------------
+
+# Interactive calls: retry a little, but never keep a user waiting half a minute.
+_UI_RETRY = RetryPolicy(max_attempts=3, max_delay=4.0, max_total=10.0)
+# Background refreshes come round again anyway.
+_REFRESH_RETRY = RetryPolicy(max_attempts=2, max_delay=2.0, max_total=4.0)
+
+
+def _close_emulator(em: Emulator) -> None:
+    em.close()
+
+
+@st.cache_resource(show_spinner=False, max_entries=2, on_release=_close_emulator)
+def _emulator(data_dir: str | None, options: tuple[tuple[str, Any], ...]) -> Emulator:
+    config = EmulatorConfig(data_dir=Path(data_dir) if data_dir else None, **dict(options))
+    _LOG.info("Starting the demo emulator (data dir: %s).", data_dir or "temporary")
+    return Emulator(config)
+
+
+def emulator() -> Emulator | None:
+    """The process's demo emulator, in demo mode; None in live mode."""
+    s = settings()
+    if not s.demo:
+        return None
+    return _emulator(s.data_dir, s.demo_options)
+
+
+def _transport(s: Settings) -> Any:
+    base = _emulator(s.data_dir, s.demo_options).transport() if s.demo else None
+    if _SEAM is not None and _SEAM.wrap_transport is not None:
+        return _SEAM.wrap_transport(base)
+    return base
+
+
+def _close_client(c: LumaClient) -> None:
+    c.close()
+
+
+@st.cache_resource(show_spinner=False, max_entries=64, on_release=_close_client)
+def _client(fingerprint: str, seam: str, _settings: Settings) -> LumaClient:
+    retry = _SEAM.retry if _SEAM is not None and _SEAM.retry is not None else _UI_RETRY
+    return LumaClient(
+        _settings.api_key,
+        api_base=_settings.api_base,
+        upload_base=_settings.upload_base,
+        transport=_transport(_settings),
+        retry=retry,
+    )
+
+
+def client() -> LumaClient:
+    """The cached client for the current settings (shared by sessions with the same settings)."""
+    s = settings()
+    return _client(s.fingerprint, _seam_token(), s)
+
+
+def read_tasks(task_ids: Iterable[str]) -> TaskBatch:
+    """Read many tasks concurrently with a fresh async client over the same transport."""
+    ids = list(task_ids)
+    s = settings()
+    base = client()  # builds (and caches) the transport the same way
+    transport = base.transport
+    retry = _SEAM.retry if _SEAM is not None and _SEAM.retry is not None else _REFRESH_RETRY
+
+    async def run() -> TaskBatch:
+        async with AsyncLumaClient(
+            s.api_key,
+            api_base=s.api_base,
+            upload_base=s.upload_base,
+            transport=transport,
+            retry=retry,
+        ) as async_client:
+            return await async_client.get_tasks(ids)
+
+    return asyncio.run(run())
+
+
+class _Borrowed(httpx.BaseTransport):
+    """Lends a transport to a short-lived httpx.Client without letting it close the transport."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        pass
+
+
+@st.cache_data(ttl=300, max_entries=64, show_spinner=False)
+def _preflight(url: str, fingerprint: str, seam: str, demo: bool, _transport: Any) -> PreflightReport:
+    http = httpx.Client(transport=_Borrowed(_transport) if _transport is not None else None)
+    with http:
+        # Private hosts are fine only for the in-process demo, whose file host is local.
+        return check_url(url, client=http, allow_private=demo)
+
+
+def preflight_url(url: str) -> PreflightReport:
+    """The pre-flight checks on a video URL, fetched the way the provider will (cached 5 minutes)."""
+    s = settings()
+    return _preflight(url, s.fingerprint, _seam_token(), s.demo, client().transport)
+
+
+def forget_preflight() -> None:
+    """Drop cached pre-flight reports ("Check again")."""
+    _preflight.clear()
+
+
+@st.cache_data(ttl=30, max_entries=32, show_spinner=False)
+def _credits(fingerprint: str, seam: str, _c: LumaClient) -> tuple[int | None, ErrorView | None]:
+    try:
+        return _c.get_credits(), None
+    except LumaError as err:
+        return None, describe_error(err)
+
+
+def credits() -> tuple[int | None, ErrorView | None]:
+    """Remaining credits, or why they could not be read (cached for 30 s)."""
+    s = settings()
+    return _credits(s.fingerprint, _seam_token(), client())
+
+
+def forget_credits() -> None:
+    """Drop the cached credits (after a create, or a settings change)."""
+    _credits.clear()
+
+
+@st.cache_data(ttl=3600, max_entries=24, show_spinner=False)
+def _fetch(url: str, fingerprint: str, _c: LumaClient) -> bytes:
+    return _c.fetch(url)
+
+
+def fetch_bytes(url: str) -> bytes:
+    """A file's bytes through the client's transport (demo videos), cached by URL."""
+    return _fetch(url, settings().fingerprint, client())
+
+
+def samples() -> list[SampleClip]:
+    """The demo's sample clips (demo mode only; empty in live mode)."""
+    em = emulator()
+    return em.samples() if em is not None else []
+
+
+# --- uploads -------------------------------------------------------------------------------------
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def upload_name(data: bytes, file_name: str) -> tuple[str, str]:
+    """(content hash, name to upload under): unique per content, since a reused name overwrites."""
+    digest = hashlib.sha256(data).hexdigest()
+    stem = _SAFE_NAME.sub("-", Path(file_name).name).strip("-.") or "video.mp4"
+    return digest, f"{digest[:12]}-{stem}"
+
+
+def uploaded(digest: str) -> UploadedFile | None:
+    """The upload of this content made earlier in this session, if any."""
+    return st.session_state.get(UPLOADS, {}).get(digest)
+
+
+def remember_upload(digest: str, upload: UploadedFile) -> None:
+    """Remember an upload so the same file is never sent twice in this session."""
+    st.session_state.setdefault(UPLOADS, {})[digest] = upload
+
+
+# --- the jobs list in session state ----------------------------------------------------------------
+
+
+def tracked() -> dict[str, jobs.TrackedTask]:
+    """The jobs list (a live dict in session state; replace entries, never mutate them)."""
+    if TASKS not in st.session_state:
+        st.session_state[TASKS] = {}
+    return st.session_state[TASKS]
+
+
+def track(item: jobs.TrackedTask) -> None:
+    """Add a task to the list (an existing entry with the same id is kept as it is)."""
+    tasks = tracked()
+    if item.task_id not in tasks:
+        tasks[item.task_id] = item
+
+
+def untrack(task_id: str) -> None:
+    """Remove a task from the list (only ever on the user's request)."""
+    tracked().pop(task_id, None)
+
+
+def replace_tracked(new: dict[str, jobs.TrackedTask]) -> None:
+    """Store a refreshed list (same ids, same order)."""
+    st.session_state[TASKS] = new
+
+
+def restore_from_url() -> int:
+    """Once per session: add the task ids in ``?tasks=`` to the list. Returns how many were added."""
+    if st.session_state.get(TASKS_RESTORED):
+        return 0
+    st.session_state[TASKS_RESTORED] = True
+    ids = jobs.decode_task_ids(st.query_params.get_all(QUERY_TASKS))
+    now = datetime.now(timezone.utc)
+    added = 0
+    for task_id in ids:
+        if task_id not in tracked():
+            track(jobs.TrackedTask(task_id=task_id, added_at=now, source="link"))
+            added += 1
+    return added
+
+
+def mirror_to_url() -> None:
+    """Keep ``?tasks=`` equal to the list, so a reload or a bookmark brings it back."""
+    value = jobs.encode_task_ids(tracked())
+    current = st.query_params.get(QUERY_TASKS)
+    if value and current != value:
+        st.query_params[QUERY_TASKS] = value
+    elif not value and current is not None:
+        del st.query_params[QUERY_TASKS]
+
+
+# --- running pages only through app.py -----------------------------------------------------------
+
+_FRAME = threading.local()
+
+
+@contextlib.contextmanager
+def frame_running() -> Iterator[None]:
+    """Marks that app.py (gate, sidebar, navigation) is running the current page."""
+    _FRAME.active = True
+    try:
+        yield
+    finally:
+        _FRAME.active = False
+
+
+def page_guard(page_path: str) -> None:
+    """Send a page that was started without app.py back through app.py.
+
+    Streamlit still routes a first request for ``/submit`` straight to ``pages/submit.py`` (the
+    legacy ``pages/`` folder convention) until app.py has called ``st.navigation`` once in this
+    server process. That would skip the access gate; this sends the request to app.py instead,
+    which then opens the page that was asked for.
+    """
+    if getattr(_FRAME, "active", False):
+        return
+    st.session_state[DEEP_LINK] = page_path
+    st.switch_page("app.py", query_params=st.query_params.to_dict())

@@ -1,0 +1,395 @@
+"""Jobs: every task of this session, refreshed until final; results, errors, import and export."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import streamlit as st
+
+from luma.errors import LumaError, error_for_code
+from luma.models import TaskStatus
+from pages._support import jobs, runtime
+from pages._support.feedback import describe_error, last_resort, show_error
+
+runtime.page_guard("pages/jobs.py")
+
+state = st.session_state
+settings = runtime.settings()
+lo, hi = settings.refresh_min, settings.refresh_max
+
+SELECTION_KEY = "jobs_table"
+FILTER_KEY = "jobs_status_filter"
+SCHEDULE = "jobs_refresh_every"
+OUTAGE = "jobs_outage"
+LINKS = "jobs_download_links"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def clear_selection() -> None:
+    state[SELECTION_KEY] = {"selection": {"rows": [], "columns": [], "cells": []}}
+
+
+def import_ids() -> None:
+    """Add the pasted task ids; report invalid ones and keep them in the box to be fixed."""
+    parsed = jobs.parse_task_ids(state.get("jobs_import_text") or "", existing=runtime.tracked())
+    added_at = now()
+    for task_id in parsed.valid:
+        runtime.track(jobs.TrackedTask(task_id=task_id, added_at=added_at, source="imported"))
+    state["jobs_import_result"] = parsed
+    state["jobs_import_text"] = "\n".join(parsed.invalid)
+    clear_selection()
+
+
+def remove(task_id: str) -> None:
+    runtime.untrack(task_id)
+    state.get(LINKS, {}).pop(task_id, None)
+    clear_selection()
+    state["jobs_removed"] = task_id
+
+
+def run_again(item: jobs.TrackedTask) -> None:
+    """Pre-fill the Submit page with this task's inputs."""
+    request = item.shown_request
+    if request is None:
+        return
+    prefill = {
+        "submit_prompt": request.prompt,
+        "submit_callback_url": request.callback_url or "",
+        "submit_watermark": request.watermark or "",
+    }
+    sample = next((c for c in runtime.samples() if c.url == request.video_url), None)
+    if sample is not None:
+        prefill.update(submit_source="sample", submit_sample=sample.slug)
+    else:
+        prefill.update(submit_source="url", submit_video_url=request.video_url)
+    state[runtime.SUBMIT_PREFILL] = prefill
+
+
+def refresh(task_ids: list[str]) -> None:
+    """Read these tasks (concurrently) and fold the answers into the list; never drop a task."""
+    if not task_ids:
+        return
+    try:
+        batch = runtime.read_tasks(task_ids)
+    except LumaError as err:
+        state[OUTAGE] = describe_error(err)
+        return
+    runtime.replace_tracked(jobs.apply_batch(runtime.tracked(), batch, now()))
+    if jobs.is_outage(batch):
+        state[OUTAGE] = describe_error(next(iter(batch.errors.values())))
+    else:
+        state[OUTAGE] = None
+    if any(t.status.is_final for t in batch.tasks.values()):
+        runtime.forget_credits()
+
+
+def player(url: str | None, *, what: str) -> None:
+    if not url:
+        st.caption(f"No {what} video yet.")
+        return
+    if settings.demo:
+        # Emulator URLs are not reachable from the browser (only Streamlit's port is): send bytes.
+        try:
+            st.video(runtime.fetch_bytes(url), alt=f"{what.capitalize()} video")
+        except LumaError as err:
+            show_error(err, context=f"The {what} video could not be loaded.")
+    else:
+        st.video(url, alt=f"{what.capitalize()} video")
+
+
+def details(item: jobs.TrackedTask) -> None:
+    """Everything about one task: players, request, error, download, actions."""
+    task = item.task
+    request = item.shown_request
+    with st.container(border=True, key="jobs_details"):
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.subheader("Task details", anchor=False)
+            st.badge(item.status_label, color=_badge_color(item.status))
+        st.code(item.task_id, language=None)
+        if item.status is not None:
+            st.caption(item.status.meaning)
+
+        source_col, result_col = st.columns(2)
+        with source_col:
+            st.markdown("**Input video**")
+            player(request.video_url if request else (task.origin_url if task else None), what="input")
+        with result_col:
+            st.markdown("**Result**")
+            player(task.result_url if task else None, what="result")
+
+        if request is not None:
+            st.markdown("**What was submitted**")
+            st.table(
+                {
+                    "Prompt": request.prompt or "—",
+                    "Video URL": request.video_url or "—",
+                    "Callback URL": request.callback_url or "—",
+                    "Watermark": request.watermark or "—",
+                },
+                border="horizontal",
+            )
+
+        if task is not None and item.status in (TaskStatus.CREATE_TASK_FAILED, TaskStatus.GENERATE_FAILED):
+            code = task.error_code
+            typed = error_for_code(code, operation="get_task") if isinstance(code, int) else None
+            what = typed.summary if typed is not None else item.status.meaning
+            shown_code = f" (code {code})" if code is not None else ""
+            body = f"{what}{shown_code}"
+            if task.error_message:
+                body += f"\n\nThe provider said: {task.error_message}"
+            body += f"\n\n**Next step:** {typed.next_step if typed is not None else item.status.meaning}"
+            st.error(body, title=item.status.label, icon=":material/error:")
+        if item.refresh_error is not None:
+            show_error(
+                item.refresh_error,
+                context="The last refresh of this task failed; its last known status is shown.",
+            )
+
+        with st.container(horizontal=True, vertical_alignment="center"):
+            if task is not None and task.result_url:
+                download(item)
+            if request is not None:
+                if st.button("Run again with the same inputs", key="jobs_run_again", icon=":material/replay:"):
+                    run_again(item)
+                    st.switch_page("pages/submit.py")
+            st.button(
+                "Remove from list",
+                key="jobs_remove",
+                icon=":material/delete:",
+                on_click=remove,
+                args=(item.task_id,),
+            )
+
+
+def download(item: jobs.TrackedTask) -> None:
+    url = item.task.result_url if item.task else None
+    if not url:
+        return
+    if settings.demo:
+        try:
+            data = runtime.fetch_bytes(url)
+        except LumaError as err:
+            show_error(err, context="The result could not be loaded for download.")
+            return
+        st.download_button(
+            "Download result",
+            data=data,
+            file_name=f"{item.task_id}.mp4",
+            mime="video/mp4",
+            key="jobs_download",
+            icon=":material/download:",
+            on_click="ignore",
+        )
+        return
+    links = state.setdefault(LINKS, {})
+    if st.button("Get download link", key="jobs_download_link", icon=":material/link:"):
+        try:
+            links[item.task_id] = (runtime.client().get_download_url(url), now())
+        except LumaError as err:
+            show_error(err, context="No download link could be made.")
+    if item.task_id in links:
+        link, made = links[item.task_id]
+        age = (now() - made).total_seconds()
+        if age < 20 * 60:
+            st.link_button("Download result", link, icon=":material/download:", type="primary")
+            st.caption(f"The link is valid for 20 minutes (about {int((20 * 60 - age) // 60)} left).")
+        else:
+            st.caption("The last link has expired; get a new one.")
+
+
+def _badge_color(status: TaskStatus | None) -> str:
+    if status is None or status is TaskStatus.GENERATING:
+        return "blue"
+    return "green" if status.succeeded else "red"
+
+
+def _describe_schedule(interval: float | None, items: list[jobs.TrackedTask]) -> str:
+    if not items:
+        return ""
+    if interval is None:
+        if all(i.is_final for i in items):
+            return ":material/check_circle: Every task is final: automatic refresh has stopped."
+        return (
+            ":material/pause_circle: Automatic refresh is paused: the remaining tasks could not be "
+            "read (see their errors). Use Refresh now after fixing the cause."
+        )
+    return f":material/autorenew: Unfinished tasks refresh automatically (every {interval:g} s)."
+
+
+# --- layout ----------------------------------------------------------------------------------------
+
+st.header("Jobs", anchor=False)
+st.caption(
+    "Every task you submit or add appears here and is refreshed until it finishes. The list is "
+    "also kept in the page address: reload or bookmark the page to come back to it."
+)
+
+with st.expander("Add existing task ids", icon=":material/add:"):
+    st.text_area(
+        "Task ids, one per line",
+        key="jobs_import_text",
+        placeholder="774d9a7dd608a0e49293903095e45a4c",
+        help="32 hexadecimal characters each, as the provider shows them.",
+    )
+    st.button("Add to list", key="jobs_import_button", icon=":material/playlist_add:", on_click=import_ids)
+    result: jobs.ParsedIds | None = state.pop("jobs_import_result", None)
+    if result is not None:
+        if result.valid:
+            st.success(f"Added {len(result.valid)} task(s).", icon=":material/check:")
+        if result.duplicates:
+            st.info(f"Already on the list, skipped: {', '.join(result.duplicates)}", icon=":material/info:")
+        if result.invalid:
+            st.error(
+                "Not task ids (a task id is 32 characters 0-9 and a-f), left in the box to fix: "
+                + ", ".join(f"`{x}`" for x in result.invalid),
+                icon=":material/error:",
+            )
+        if not (result.valid or result.duplicates or result.invalid):
+            st.info("Paste at least one task id.", icon=":material/info:")
+
+removed = state.pop("jobs_removed", None)
+if removed:
+    st.toast(f"Removed task {removed} from the list.", icon=":material/delete:")
+
+schedule = jobs.refresh_interval(runtime.tracked().values(), now(), lo, hi)
+state[SCHEDULE] = schedule
+
+
+@st.fragment(run_every=schedule)
+def live_list() -> None:
+    """Refresh what is due, then draw the list; reruns on its own while tasks are unfinished."""
+    # A fragment rerun does not pass through app.py's handler: catch here too.
+    try:
+        draw_list()
+    except LumaError as err:
+        show_error(err)
+    except Exception as err:  # noqa: BLE001 - last resort: a plain sentence, the traceback to the log
+        last_resort(err, context="Drawing the jobs list failed.")
+
+
+def draw_list() -> None:
+    items = list(runtime.tracked().values())
+    if not items:
+        st.info(
+            "No tasks yet. Start one on the Submit page, or add existing task ids above.",
+            icon=":material/inbox:",
+        )
+        st.page_link("pages/submit.py", label="Go to Submit", icon=":material/movie_edit:")
+        return
+
+    with st.container(horizontal=True, vertical_alignment="center"):
+        forced = st.button("Refresh now", key="jobs_refresh_now", icon=":material/refresh:")
+        export_slot = st.container(horizontal=True, width="content")
+
+    current = now()
+    if forced:
+        due = [i.task_id for i in items if not i.is_final]
+    else:
+        due = jobs.due_task_ids(items, current, lo, hi)
+    refresh(due)
+    items = list(runtime.tracked().values())
+
+    new_schedule = jobs.refresh_interval(items, now(), lo, hi)
+    if new_schedule != state.get(SCHEDULE):
+        # run_every is fixed when the fragment is registered: a full rerun registers the new pace.
+        st.rerun(scope="app")
+
+    with export_slot:
+        st.download_button(
+            "Export CSV",
+            data=jobs.export_csv(items),
+            file_name="luma-tasks.csv",
+            mime="text/csv",
+            key="jobs_export_csv",
+            icon=":material/download:",
+            on_click="ignore",
+        )
+        st.download_button(
+            "Export JSON",
+            data=jobs.export_json(items),
+            file_name="luma-tasks.json",
+            mime="application/json",
+            key="jobs_export_json",
+            icon=":material/data_object:",
+            on_click="ignore",
+        )
+    st.caption(_describe_schedule(new_schedule, items))
+
+    outage = state.get(OUTAGE)
+    if outage is not None:
+        st.warning(
+            f"{outage.title}: {outage.message} Every task is kept with its last known status; "
+            f"the page keeps trying. {outage.next_step}",
+            title="The provider is not answering",
+            icon=":material/cloud_off:",
+        )
+    else:
+        failing = [i for i in items if i.refresh_error is not None]
+        if failing:
+            st.warning(
+                f"{len(failing)} task(s) could not be refreshed; they keep their last known status. "
+                "See the error column, or select a task for details.",
+                icon=":material/sync_problem:",
+            )
+
+    counts = jobs.status_counts(items)
+    failed = counts[TaskStatus.CREATE_TASK_FAILED.label] + counts[TaskStatus.GENERATE_FAILED.label]
+    succeeded = counts[TaskStatus.SUCCESS.label] + counts[TaskStatus.CALLBACK_FAILED.label]
+    running = counts[TaskStatus.GENERATING.label] + counts[jobs.NOT_READ_LABEL]
+    for column, (label, value) in zip(
+        st.columns(4),
+        [("Tasks", len(items)), ("Generating", running), ("Succeeded", succeeded), ("Failed", failed)],
+    ):
+        column.metric(label, value, border=True)
+
+    chosen = st.pills(
+        "Filter by status",
+        jobs.STATUS_FILTER_OPTIONS,
+        selection_mode="multi",
+        key=FILTER_KEY,
+        on_change=clear_selection,
+        help="Show only tasks in these states; none selected shows every task.",
+    )
+    ordered = sorted(items, key=lambda i: i.added_at, reverse=True)
+    shown = [i for i in ordered if not chosen or i.status_label in chosen]
+    frame = jobs.tasks_frame(shown, now())
+    timezone_name = st.context.timezone or "UTC"
+    event = st.dataframe(
+        frame,
+        key=SELECTION_KEY,
+        on_select="rerun",
+        selection_mode="single-row",
+        hide_index=True,
+        alt="Modification tasks with their status, prompt, times and links",
+        column_config={
+            "task_id": st.column_config.TextColumn("Task id", width="medium", pinned=True),
+            "status": st.column_config.TextColumn("Status", width="small"),
+            "prompt": st.column_config.TextColumn("Prompt", width="large"),
+            "submitted": st.column_config.DatetimeColumn(
+                "Submitted", format="YYYY-MM-DD HH:mm:ss", timezone=timezone_name
+            ),
+            "completed": st.column_config.DatetimeColumn(
+                "Completed", format="YYYY-MM-DD HH:mm:ss", timezone=timezone_name
+            ),
+            "duration": st.column_config.NumberColumn("Duration", format="compact"),
+            "source": st.column_config.LinkColumn("Input", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)"),
+            "result": st.column_config.LinkColumn("Result", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)"),
+            "error": st.column_config.TextColumn("Error", width="large"),
+        },
+    )
+    if not shown:
+        st.caption("No task matches the filter.")
+    rows = event.selection.rows if event is not None else []
+    if rows and rows[0] < len(frame):
+        selected_id = str(frame.iloc[rows[0]]["task_id"])
+        item = runtime.tracked().get(selected_id)
+        if item is not None:
+            details(item)
+    else:
+        st.caption(":material/touch_app: Select a row to watch, download or re-run that task.")
+
+
+live_list()

@@ -1,0 +1,183 @@
+"""Settings: an API key for this session only, base URLs, refresh timing, and a connection test."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import streamlit as st
+
+from luma._constants import DEFAULT_API_BASE, DEFAULT_UPLOAD_BASE
+from luma.errors import LumaError
+from pages._support import runtime
+from pages._support.feedback import show_error
+
+runtime.page_guard("pages/settings.py")
+
+state = st.session_state
+
+
+def save_key() -> None:
+    """Keep the typed key in memory for this session only, and clear the field at once."""
+    key = (state.get("settings_api_key") or "").strip()
+    state["settings_api_key"] = ""
+    if not key:
+        state["settings_notice"] = ("warning", "Paste a key first.")
+        return
+    if any(ch.isspace() for ch in key) or len(key) < 8:
+        state["settings_notice"] = ("error", "That does not look like an API key: no spaces, at least 8 characters.")
+        return
+    state[runtime.SESSION_API_KEY] = key
+    state[runtime.FORCE_DEMO] = False
+    runtime.forget_credits()
+    state["settings_notice"] = ("success", "Key saved for this session. The dashboard is now in live mode.")
+
+
+def forget_key() -> None:
+    state.pop(runtime.SESSION_API_KEY, None)
+    runtime.forget_credits()
+    state["settings_notice"] = ("success", "The key was forgotten.")
+
+
+def set_force_demo() -> None:
+    state[runtime.FORCE_DEMO] = bool(state.get("settings_force_demo"))
+    runtime.forget_credits()
+
+
+def _valid_base(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def save_bases() -> None:
+    api = (state.get("settings_api_base") or "").strip().rstrip("/")
+    upload = (state.get("settings_upload_base") or "").strip().rstrip("/")
+    bad = [name for name, value in (("API", api), ("upload", upload)) if not _valid_base(value)]
+    if bad:
+        state["settings_notice"] = (
+            "error",
+            f"The {' and '.join(bad)} base URL must be an http(s) address such as {DEFAULT_API_BASE}.",
+        )
+        return
+    state[runtime.API_BASE_OVERRIDE] = api
+    state[runtime.UPLOAD_BASE_OVERRIDE] = upload
+    runtime.forget_credits()
+    state["settings_notice"] = ("success", "Base URLs saved for this session.")
+
+
+def reset_bases() -> None:
+    state.pop(runtime.API_BASE_OVERRIDE, None)
+    state.pop(runtime.UPLOAD_BASE_OVERRIDE, None)
+    state.pop("settings_api_base", None)
+    state.pop("settings_upload_base", None)
+    runtime.forget_credits()
+    state["settings_notice"] = ("success", "Base URLs reset to the configured defaults.")
+
+
+def save_refresh() -> None:
+    low = float(state["settings_refresh_min"])
+    high = float(state["settings_refresh_max"])
+    state[runtime.REFRESH_MIN] = low
+    state[runtime.REFRESH_MAX] = max(low, high)
+
+
+current = runtime.settings()
+
+st.header("Settings", anchor=False)
+st.caption("Changes here apply to this browser session only; nothing is written to disk.")
+
+notice = state.pop("settings_notice", None)
+if notice:
+    kind, text = notice
+    {"success": st.success, "warning": st.warning, "error": st.error}[kind](text)
+
+with st.container(border=True):
+    st.subheader("API key", anchor=False)
+    if state.get(runtime.SESSION_API_KEY):
+        st.success("A key is set for this session.", icon=":material/key:")
+        fallback = "the configured key" if current.configured_key else "demo mode"
+        st.button(
+            f"Forget the key and return to {fallback}",
+            key="settings_forget_key",
+            icon=":material/key_off:",
+            on_click=forget_key,
+        )
+    else:
+        if current.configured_key:
+            where = "the app's secrets" if current.key_source != "environment" else "the environment"
+            st.caption(f"This deployment has a key configured in {where}. A key entered here replaces it for this session.")
+        else:
+            st.caption(
+                "No key is configured, so the dashboard runs in demo mode. Enter your kie.ai API key to "
+                "use the real provider; it is kept in memory for this session only and never shown again."
+            )
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            st.text_input(
+                "API key",
+                key="settings_api_key",
+                type="password",
+                autocomplete="off",
+                placeholder="Paste your kie.ai API key",
+            )
+            st.button("Use this key", key="settings_save_key", type="primary", on_click=save_key)
+    if current.configured_key and not state.get(runtime.SESSION_API_KEY):
+        state["settings_force_demo"] = bool(state.get(runtime.FORCE_DEMO))
+        st.toggle(
+            "Use demo mode in this session",
+            key="settings_force_demo",
+            on_change=set_force_demo,
+            help="Try things on the built-in emulator without spending credits.",
+        )
+
+with st.container(border=True):
+    st.subheader("Provider addresses", anchor=False)
+    st.caption(
+        "The provider has moved endpoints before; change these if its docs name new hosts."
+        + (" In demo mode the emulator answers any address." if current.demo else "")
+    )
+    state.setdefault("settings_api_base", current.api_base)
+    state.setdefault("settings_upload_base", current.upload_base)
+    st.text_input("API base URL", key="settings_api_base", help=f"Default: {DEFAULT_API_BASE}")
+    st.text_input("Upload base URL", key="settings_upload_base", help=f"Default: {DEFAULT_UPLOAD_BASE}")
+    with st.container(horizontal=True):
+        st.button("Save addresses", key="settings_save_bases", on_click=save_bases)
+        st.button("Reset", key="settings_reset_bases", type="tertiary", on_click=reset_bases)
+
+with st.container(border=True):
+    st.subheader("Refresh timing", anchor=False)
+    st.caption(
+        "The Jobs page reads unfinished tasks quickly at first and more slowly as they age. "
+        "The provider recommends one read every 30 seconds for long tasks."
+    )
+    state.setdefault("settings_refresh_min", min(max(current.refresh_min, 0.5), 60.0))
+    state.setdefault("settings_refresh_max", min(max(current.refresh_max, 1.0), 600.0))
+    with st.container(horizontal=True):
+        st.number_input(
+            "Fastest refresh (seconds)",
+            key="settings_refresh_min",
+            min_value=0.5,
+            max_value=60.0,
+            step=0.5,
+            on_change=save_refresh,
+        )
+        st.number_input(
+            "Slowest refresh (seconds)",
+            key="settings_refresh_max",
+            min_value=1.0,
+            max_value=600.0,
+            step=5.0,
+            on_change=save_refresh,
+        )
+
+with st.container(border=True):
+    st.subheader("Connection", anchor=False)
+    where = "the built-in emulator" if current.demo else current.api_host
+    st.caption(f"Checks that {where} answers and accepts the key, by reading the remaining credits.")
+    if st.button("Test connection", key="settings_test", icon=":material/network_check:"):
+        try:
+            with st.spinner("Asking the provider…"):
+                balance = runtime.client().get_credits()
+        except LumaError as err:
+            show_error(err, context="The connection test failed.")
+        else:
+            runtime.forget_credits()
+            st.success(f"Connected to {where}. {balance:,} credits left.", icon=":material/check_circle:")

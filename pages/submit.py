@@ -1,0 +1,373 @@
+"""Submit: describe the change, choose the input video, check it, and start exactly one task per click."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import streamlit as st
+
+from luma.errors import LumaError, RequestTimeout
+from luma.models import TaskRequest
+from luma.preflight import check_file
+from pages._support import runtime
+from pages._support.feedback import show_error
+from pages._support.jobs import TrackedTask
+from pages._support.submission import SubmitInputs, SubmitRequest, decide_click, language_hint
+from pages._support.views import show_report
+
+runtime.page_guard("pages/submit.py")
+
+_LOG = logging.getLogger("luma.dashboard")
+state = st.session_state
+settings = runtime.settings()
+
+SOURCE_LABELS = {"sample": "Sample clip", "upload": "Upload a file", "url": "Public URL"}
+sources = ["sample", "upload", "url"] if settings.demo else ["upload", "url"]
+# A click recorded this long ago and never sent (the user left the page mid-run) is dropped.
+STALE_REQUEST = timedelta(minutes=2)
+
+# "Run again" on the Jobs page leaves the inputs here; apply them before the widgets exist.
+prefill = state.pop(runtime.SUBMIT_PREFILL, None)
+if prefill:
+    for widget_key, value in prefill.items():
+        state[widget_key] = value
+    # A deliberate re-run of the same inputs is a new submission, not a duplicate click.
+    state[runtime.SUBMIT_REQUEST] = None
+    state["submit_notice"] = None
+if state.get("submit_source") not in sources:
+    state["submit_source"] = sources[0]
+
+
+def _sample_url(slug: str | None) -> tuple[str | None, str | None]:
+    for clip in runtime.samples():
+        if clip.slug == slug:
+            return clip.url, clip.title
+    return None, None
+
+
+def chosen_video() -> tuple[str | None, str | None]:
+    """(URL, human name) of the input video as the widgets hold it now; URL None when not ready."""
+    source = state.get("submit_source")
+    if source == "url":
+        return (state.get("submit_video_url") or "").strip() or None, None
+    if source == "sample":
+        return _sample_url(state.get("submit_sample"))
+    if source == "upload":
+        file = state.get("submit_file")
+        digest = state.get("submit_file_digest", {}).get(getattr(file, "file_id", None))
+        upload = runtime.uploaded(digest) if digest else None
+        if upload is not None:
+            return upload.download_url, getattr(file, "name", None)
+    return None, None
+
+
+def current_inputs() -> SubmitInputs | None:
+    """The inputs as the widgets hold them now (also called from the button's callback)."""
+    prompt = (state.get("submit_prompt") or "").strip()
+    video_url, name = chosen_video()
+    if not prompt or not video_url:
+        return None
+    return SubmitInputs(
+        prompt=prompt,
+        video_url=video_url,
+        callback_url=(state.get("submit_callback_url") or "").strip() or None,
+        watermark=(state.get("submit_watermark") or "").strip() or None,
+        source=state.get("submit_source") or "url",
+        source_name=name,
+    )
+
+
+def record_click() -> None:
+    """Button callback: record a request only when nothing is in flight for these inputs."""
+    inputs = current_inputs()
+    if inputs is None:
+        state["submit_notice"] = "Write a prompt and choose a video first."
+        return
+    decision = decide_click(
+        state.get(runtime.SUBMIT_REQUEST),
+        inputs,
+        confirmed_resend=bool(state.get("submit_confirm_resend")),
+    )
+    if decision.record:
+        state[runtime.SUBMIT_REQUEST] = SubmitRequest(inputs)
+        state["submit_notice"] = None
+    else:
+        state["submit_notice"] = decision.notice
+
+
+def start_new() -> None:
+    """Forget the last submission so the same inputs may be sent again, deliberately."""
+    state[runtime.SUBMIT_REQUEST] = None
+    state["submit_notice"] = None
+
+
+def recheck() -> None:
+    runtime.forget_preflight()
+
+
+def act_on_request() -> None:
+    """Send a recorded request exactly once."""
+    request: SubmitRequest | None = state.get(runtime.SUBMIT_REQUEST)
+    if request is None or request.state != "pending":
+        return
+    if datetime.now(timezone.utc) - request.recorded_at > STALE_REQUEST:
+        state[runtime.SUBMIT_REQUEST] = None
+        state["submit_notice"] = "An earlier click was interrupted before it was sent; nothing was created."
+        st.rerun()
+    # While pending, an interrupted run leaves the request pending: the next run picks it up.
+    try:
+        with st.spinner("Checking the video before spending credits…"):
+            report = runtime.preflight_url(request.inputs.video_url)
+    except Exception:  # noqa: BLE001 - check_url does not raise for the server; anything else is ours
+        _LOG.exception("The pre-flight check failed unexpectedly")
+        request.state = "failed"
+        st.rerun()
+    request.preflight = report
+    if not report.ok:
+        request.state = "blocked"
+        st.rerun()
+    client = runtime.client()
+    inputs = request.inputs
+    with st.spinner("Creating the task…"):
+        # From here to the stored task id there is no Streamlit call, so a second click's rerun
+        # cannot interrupt between the provider's answer and our record of it.
+        request.state = "sending"
+        try:
+            task_id = client.create_task(
+                inputs.prompt,
+                inputs.video_url,
+                callback_url=inputs.callback_url,
+                watermark=inputs.watermark,
+            )
+        except RequestTimeout as err:
+            request.state, request.error = "unknown", err
+        except LumaError as err:
+            request.state, request.error = "failed", err
+        except Exception:  # noqa: BLE001 - the create may have happened: say so, never crash
+            _LOG.exception("Unexpected failure while creating a task")
+            request.state, request.error = "unknown", None
+        else:
+            request.task_id, request.state = task_id, "done"
+            runtime.track(
+                TrackedTask(
+                    task_id=task_id,
+                    added_at=datetime.now(timezone.utc),
+                    request=TaskRequest(inputs.prompt, inputs.video_url, inputs.callback_url, inputs.watermark),
+                    source=inputs.source,
+                    source_name=inputs.source_name,
+                )
+            )
+            state["submit_toast"] = task_id
+    runtime.forget_credits()
+    st.rerun()
+
+
+def upload_section() -> None:
+    """The file picker: check the file here, upload it once, remember its download URL."""
+    file = st.file_uploader(
+        "Video file",
+        type=["mp4", "mov", "avi"],
+        key="submit_file",
+        help="MP4, MOV or AVI, at most 10 s and 500 MB. It is uploaded once to the provider's "
+        "file host (kept 3 days) and used from there.",
+    )
+    if file is None:
+        return
+    data = file.getvalue()
+    digest, upload_as = runtime.upload_name(data, file.name)
+    state["submit_file_digest"] = {file.file_id: digest}
+    local = check_file(data, size=len(data), file_name=file.name)
+    if not local.ok:
+        show_report(local, what="This file")
+        return
+    upload = runtime.uploaded(digest)
+    if upload is None:
+        bar = st.progress(0.0, text="Uploading…")
+        shown = [-1]
+
+        def on_progress(sent: int, total: int) -> None:
+            percent = int(100 * sent / total) if total else 100
+            if percent != shown[0]:
+                shown[0] = percent
+                bar.progress(percent / 100, text=f"Uploading… {percent}%")
+
+        try:
+            upload = runtime.client().upload_file(data, file_name=upload_as, progress=on_progress)
+        except LumaError as err:
+            bar.empty()
+            show_error(err, context="The upload failed.")
+            return
+        runtime.remember_upload(digest, upload)
+        bar.empty()
+    st.caption(
+        f":material/cloud_done: Uploaded **{file.name}** ({len(data) / 1_048_576:.1f} MB). "
+        "The provider keeps uploads for 3 days."
+    )
+    if local.warnings:
+        show_report(local, what="This file")
+
+
+# --- layout ----------------------------------------------------------------------------------------
+
+st.header("Modify a video", anchor=False)
+st.caption(
+    "Describe the change, choose a video of at most 10 seconds, and start a task. "
+    "Follow it on the Jobs page; it usually takes a few minutes"
+    + (" (seconds in demo mode)." if settings.demo else ".")
+)
+
+toast = state.pop("submit_toast", None)
+if toast:
+    st.toast(f"Task {toast} created.", icon=":material/check_circle:")
+
+inputs_col, video_col = st.columns([3, 2], gap="large")
+
+with inputs_col:
+    prompt = st.text_area(
+        "Prompt",
+        key="submit_prompt",
+        height=110,
+        max_chars=2000,
+        placeholder="Turn the street into a rainy neon-lit night, with reflections on the wet road",
+        help="English only. Say what should change and how it should look: subject, style, light, weather.",
+    )
+    st.caption(
+        "Good prompts name the look and keep the scene: *make it a snowy winter evening with warm "
+        "street lights*, *restyle as a watercolour painting*, *golden-hour sunlight, soft shadows*."
+    )
+    hint = language_hint(prompt or "")
+    if not hint.looks_english:
+        st.warning(
+            f"{hint.reason} The provider accepts English prompts only: translate the prompt before "
+            "submitting, or the task may fail.",
+            icon=":material/translate:",
+        )
+
+    st.segmented_control(
+        "Input video",
+        sources,
+        key="submit_source",
+        required=True,
+        format_func=SOURCE_LABELS.__getitem__,
+    )
+    source = state.get("submit_source")
+
+    if source == "url":
+        st.text_input(
+            "Video URL",
+            key="submit_video_url",
+            placeholder="https://example.com/clip.mp4",
+            help="A direct, public link to an MP4, MOV or AVI file of at most 10 s and 500 MB.",
+        )
+        if settings.demo:
+            st.caption(
+                "In demo mode the emulator fetches this URL itself. Links from this demo (samples, "
+                "uploads, results) always work."
+            )
+    elif source == "upload":
+        upload_section()
+    else:
+        clips = runtime.samples()
+        if clips and state.get("submit_sample") not in {c.slug for c in clips}:
+            state["submit_sample"] = clips[0].slug
+        titles = {c.slug: c.title for c in clips}
+        st.selectbox(
+            "Sample clip",
+            list(titles),
+            key="submit_sample",
+            format_func=lambda slug: titles.get(slug, slug),
+            help="Short clips generated by the demo, ready to modify.",
+        )
+        chosen = next((c for c in clips if c.slug == state.get("submit_sample")), None)
+        if chosen is not None:
+            st.caption(chosen.description)
+
+    with st.expander("Options: callback URL and watermark"):
+        st.text_input(
+            "Callback URL",
+            key="submit_callback_url",
+            placeholder="https://example.com/luma-callback",
+            help="The provider POSTs the outcome here when the task ends. Optional.",
+        )
+        st.text_input(
+            "Watermark",
+            key="submit_watermark",
+            help="A watermark identifier from your provider account, added to the result. Optional.",
+        )
+
+inputs = current_inputs()
+video_url, video_name = chosen_video()
+
+with video_col:
+    if source == "sample" and video_url:
+        try:
+            st.video(runtime.fetch_bytes(video_url), alt=f"Sample clip: {video_name}")
+        except LumaError as err:
+            show_error(err, context="The sample preview could not be loaded.")
+    st.subheader("Video check", anchor=False)
+    if not video_url:
+        st.caption("Choose a video to check it against the provider's limits before any credit is spent.")
+    else:
+        show_report(runtime.preflight_url(video_url))
+        st.button("Check again", key="submit_recheck", icon=":material/refresh:", on_click=recheck)
+
+last: SubmitRequest | None = state.get(runtime.SUBMIT_REQUEST)
+same_inputs = last is not None and inputs is not None and last.fingerprint == inputs.fingerprint()
+
+st.divider()
+if last is not None and last.state == "unknown" and same_inputs:
+    st.checkbox(
+        "I checked the Jobs page: no task was created, send it again",
+        key="submit_confirm_resend",
+    )
+missing = "a prompt" if not (prompt or "").strip() else ("a video" if not video_url else None)
+st.button(
+    "Start task",
+    key="submit_button",
+    type="primary",
+    icon=":material/play_arrow:",
+    on_click=record_click,
+    disabled=missing is not None or (last is not None and last.in_flight),
+    help="Creates one task on the provider" + ("" if settings.demo else " and spends credits") + ".",
+)
+if missing:
+    st.caption(f"Add {missing} to start a task.")
+notice = state.get("submit_notice")
+if notice:
+    st.info(notice, icon=":material/info:")
+
+act_on_request()
+
+# --- the last submission -----------------------------------------------------------------------------
+if last is not None:
+    if last.state == "done":
+        with st.container(border=True, key="submit_result"):
+            st.success(
+                "Task created. It is on the Jobs page, which refreshes it until it is done.",
+                title="Submitted",
+                icon=":material/check_circle:",
+            )
+            st.code(last.task_id or "", language=None)
+            with st.container(horizontal=True, vertical_alignment="center"):
+                st.page_link("pages/jobs.py", label="Open the Jobs page", icon=":material/view_list:")
+                st.button("Start a new submission", key="submit_new", icon=":material/add:", on_click=start_new)
+    elif last.state == "failed":
+        if last.error is not None:
+            show_error(last.error, context="The task was not created.")
+        else:
+            st.error("The task was not created: the video could not be checked. Try again.", icon=":material/error:")
+    elif last.state == "unknown":
+        st.warning(
+            "The provider did not answer in time, so the task may or may not exist. Check the Jobs "
+            "page (or the provider's logs) before sending it again; a second send may cost credits twice.",
+            title="Outcome unknown",
+            icon=":material/hourglass_disabled:",
+        )
+        if last.error is not None:
+            st.caption(last.error.message)
+    elif last.state == "blocked":
+        st.error(
+            "The task was not created: the video failed the checks above. Fix them and press Start task again.",
+            icon=":material/block:",
+        )
