@@ -1368,11 +1368,11 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
             return "unsatisfiable"
         return max(0, size - suffix), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and int(last) < start:
+        return None  # syntactically invalid: ignored, per RFC 9110
     if start >= size:
         return "unsatisfiable"
+    end = int(last) if last else size - 1
     return start, min(end, size - 1)
 
 
