@@ -48,7 +48,7 @@ from datetime import datetime, timezone
 from email.parser import HeaderParser
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import httpx
@@ -73,6 +73,9 @@ from .._constants import (
 )
 from ..models import TaskStatus
 from .delivery import CALLBACK_BACKOFF, CALLBACK_RETRIES, CALLBACK_TIMEOUT, CallbackSender, failure_body, success_body
+
+if TYPE_CHECKING:
+    from .transport import EmulatorTransport
 
 log = logging.getLogger(__name__)
 
@@ -503,7 +506,7 @@ class Emulator:
 
     # -- public API ------------------------------------------------------------------------------
 
-    def transport(self) -> Any:
+    def transport(self) -> EmulatorTransport:
         """An httpx transport (sync and async) answering every request from this emulator."""
         from .transport import EmulatorTransport
 
@@ -519,7 +522,8 @@ class Emulator:
             return updated
 
     def samples(self, *, prepare: bool = False) -> list[SampleClip]:
-        """The demo clips. Files are generated on first use (or now, with ``prepare=True``)."""
+        """The demo clips. Files are generated on first use, or now with ``prepare=True``
+        (see also :meth:`prepare_samples`, which does it in the background)."""
         media = _media()
         clips = [
             SampleClip(spec.slug, spec.title, spec.description, self._file_url(f"samples/{spec.slug}.mp4"))
@@ -529,6 +533,29 @@ class Emulator:
             for clip in clips:
                 self.sample_path(clip.slug)
         return clips
+
+    def prepare_samples(self, *, wait: bool = False) -> None:
+        """Generate every missing sample clip now, in the background unless ``wait``.
+
+        Call once at start-up (demo mode) so the first create or preview does not wait seconds
+        for its clip; :meth:`wait_idle` also waits for this work.
+        """
+        slugs = [spec.slug for spec in _media().SAMPLES]
+        if wait:
+            for slug in slugs:
+                self.sample_path(slug)
+            return
+
+        def make(slug: str) -> None:
+            try:
+                self.sample_path(slug)
+            except Exception:  # served on demand later, which reports the problem to the caller
+                log.exception("emulator: could not pre-generate sample %s", slug)
+
+        with self._lock:
+            for slug in slugs:
+                if not (self.data_dir / "samples" / f"{slug}.mp4").exists():
+                    self._submit(self._renderers, make, slug)
 
     def sample_path(self, slug: str) -> Path:
         """The sample clip's file, generated (once, then cached on disk) if missing."""

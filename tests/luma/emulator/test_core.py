@@ -330,6 +330,17 @@ def test_samples_are_generated_on_demand_and_cached(make_emulator: Callable[...,
     assert call(emulator, "GET", "/files/samples/no-such-clip.mp4", key=None).status == 404
 
 
+def test_prepare_samples_in_the_background(make_emulator: Callable[..., Emulator]) -> None:
+    emulator = make_emulator(sample_width=64, sample_height=36, sample_seconds=0.5)
+    folder = emulator.data_dir / "samples"
+    for clip in folder.iterdir():
+        clip.unlink()
+    emulator.prepare_samples()
+    assert emulator.wait_idle(60)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{s.slug}.mp4" for s in SAMPLES)
+    assert all(media_module.probe(p).width == 64 for p in folder.iterdir())
+
+
 def test_temp_data_dir_is_removed_on_close() -> None:
     emulator = Emulator()
     data_dir = emulator.data_dir
