@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import streamlit as st
 
-from luma.errors import LumaError, RequestTimeout
+from luma.errors import LumaError, MalformedResponseError, TransportError
 from luma.models import TaskRequest
 from luma.preflight import check_file
 from pages._support import runtime
@@ -82,7 +82,8 @@ def record_click() -> None:
     """Button callback: record a request only when nothing is in flight for these inputs."""
     inputs = current_inputs()
     if inputs is None:
-        state["submit_notice"] = "Write a prompt and choose a video first."
+        missing = "a prompt" if not (state.get("submit_prompt") or "").strip() else "a video"
+        state["submit_notice"] = f"Add {missing} first: nothing was sent."
         return
     decision = decide_click(
         state.get(runtime.SUBMIT_REQUEST),
@@ -140,10 +141,12 @@ def act_on_request() -> None:
                 callback_url=inputs.callback_url,
                 watermark=inputs.watermark,
             )
-        except RequestTimeout as err:
-            request.state, request.error = "unknown", err
         except LumaError as err:
-            request.state, request.error = "failed", err
+            # Sent but no readable answer: the provider may have created (and charged) the task.
+            maybe_created = isinstance(err, MalformedResponseError) or (
+                isinstance(err, TransportError) and err.request_sent
+            )
+            request.state, request.error = ("unknown" if maybe_created else "failed"), err
         except Exception:  # noqa: BLE001 - the create may have happened: say so, never crash
             _LOG.exception("Unexpected failure while creating a task")
             request.state, request.error = "unknown", None
@@ -328,10 +331,12 @@ st.button(
     type="primary",
     icon=":material/play_arrow:",
     on_click=record_click,
-    disabled=missing is not None or (last is not None and last.in_flight),
+    # Not disabled for missing inputs: a text area commits on blur, so the click that blurs it would
+    # land on a still-disabled button and be lost. The callback says what is missing instead.
+    disabled=last is not None and last.in_flight,
     help="Creates one task on the provider" + ("" if settings.demo else " and spends credits") + ".",
 )
-if missing:
+if missing and not state.get("submit_notice"):
     st.caption(f"Add {missing} to start a task.")
 notice = state.get("submit_notice")
 if notice:
@@ -359,13 +364,14 @@ if last is not None:
             st.error("The task was not created: the video could not be checked. Try again.", icon=":material/error:")
     elif last.state == "unknown":
         st.warning(
-            "The provider did not answer in time, so the task may or may not exist. Check the Jobs "
-            "page (or the provider's logs) before sending it again; a second send may cost credits twice.",
-            title="Outcome unknown",
+            "The request reached the provider but no usable answer came back, so the task may or may "
+            "not exist. Check the provider's logs (or add the task id on the Jobs page if you find it) "
+            "before sending it again: a second send may cost credits twice.",
+            title="Outcome unknown: the task may exist",
             icon=":material/hourglass_disabled:",
         )
         if last.error is not None:
-            st.caption(last.error.message)
+            show_error(last.error)
     elif last.state == "blocked":
         st.error(
             "The task was not created: the video failed the checks above. Fix them and press Start task again.",

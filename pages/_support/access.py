@@ -21,6 +21,8 @@ PASSWORD_KEY = "access_password"
 SUBMIT_KEY = "access_submit"
 LOGIN_KEY = "access_login"
 
+_sleep = time.sleep  # module-level so tests can watch the waits without patching time itself
+
 
 def throttle_seconds(failures: int) -> float:
     """How long a wrong password makes the next answer wait: growing, capped at 4 s."""
@@ -63,7 +65,7 @@ def _password_page() -> None:
     failures = st.session_state.get(runtime.ACCESS_FAILURES, 0) + 1
     st.session_state[runtime.ACCESS_FAILURES] = failures
     # Slow down guessing: each wrong answer in this session waits longer, up to a few seconds.
-    time.sleep(throttle_seconds(failures))
+    _sleep(throttle_seconds(failures))
     st.error("Wrong password. Check it and try again.", icon=":material/lock:")
 
 

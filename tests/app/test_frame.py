@@ -1,0 +1,133 @@
+"""app.py: mode badge, credits, the access gate, and routing every page through the frame."""
+
+from __future__ import annotations
+
+import pytest
+
+from pages._support import runtime
+from pages._support.access import throttle_seconds
+
+from .conftest import alerts, creates, envelope, make_app, page_text
+
+LIVE_KEY = "sk-live-test-KEY-0123456789"
+
+
+def test_demo_mode_is_the_default_and_says_so(hermetic):
+    at = make_app().run()
+    assert not at.exception
+    sidebar = page_text_of(at.sidebar)
+    assert "Demo mode" in sidebar
+    assert "built-in emulator" in sidebar
+    assert at.sidebar.metric[0].value == "1,000"
+    assert at.text_area(key="submit_prompt") is not None, "the Submit page is the default page"
+
+
+def test_live_mode_names_the_host_and_never_shows_the_key(seam, live_backend):
+    seam(backend=live_backend.transport())
+    at = make_app({"luma": {"api_key": LIVE_KEY}}).run()
+    assert not at.exception
+    sidebar = page_text_of(at.sidebar)
+    assert "Live" in sidebar and "api.kie.ai" in sidebar and "secrets" in sidebar
+    assert at.sidebar.metric[0].value == "1,000"
+    assert LIVE_KEY not in page_text(at)
+    assert LIVE_KEY not in str(at.query_params)
+
+
+def test_credits_error_is_shown_in_words(seam):
+    seam({("GET", "/api/v1/chat/credit"): envelope(401)})
+    at = make_app().run()
+    assert not at.exception
+    text = page_text_of(at.sidebar)
+    assert "Credits unavailable" in text and "API key was not accepted (401)" in text
+
+
+def test_password_gate_renders_nothing_else_and_calls_nothing(seam, hermetic):
+    traffic = seam()
+    at = make_app({"access": {"password": "open sesame"}}).run()
+    assert not at.exception
+    assert at.text_input(key="access_password") is not None
+    assert not at.sidebar.metric and "Demo mode" not in page_text(at)
+    assert [w.key for w in at.text_area] == [] and not at.dataframe
+    assert traffic.seen == [], "no API call before the gate opens"
+    assert creates(hermetic) == 0
+
+
+def test_wrong_password_says_so_and_slows_down(seam, monkeypatch):
+    traffic = seam()
+    waits: list[float] = []
+    monkeypatch.setattr("pages._support.access._sleep", waits.append)
+    at = make_app({"access": {"password": "open sesame"}}).run()
+    for attempt in ("guess", "guess again"):
+        at.text_input(key="access_password").set_value(attempt)
+        at.button(key="access_submit").click().run()
+        assert any("Wrong password" in a for a in alerts(at))
+    assert waits == [throttle_seconds(1), throttle_seconds(2)] and waits[1] > waits[0]
+    assert at.session_state[runtime.ACCESS_FAILURES] == 2
+    assert not at.sidebar.metric and traffic.seen == []
+
+
+def test_right_password_opens_the_app():
+    at = make_app({"access": {"password": "open sesame"}}).run()
+    at.text_input(key="access_password").set_value("open sesame")
+    at.button(key="access_submit").click().run()
+    assert not at.exception
+    assert at.session_state[runtime.ACCESS_GRANTED] is True
+    assert at.text_area(key="submit_prompt") is not None
+    assert at.sidebar.metric[0].value == "1,000"
+    assert "open sesame" not in page_text(at)
+
+
+def test_throttle_grows_and_is_capped():
+    values = [throttle_seconds(n) for n in range(0, 10)]
+    assert values[0] == 0 and values[1] > 0
+    assert values == sorted(values) and max(values) <= 4.0
+
+
+def test_streamlit_login_gate_when_auth_is_configured(seam):
+    traffic = seam()
+    auth = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32}
+    at = make_app({"auth": auth})
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.exception
+    assert at.button(key="access_login") is not None
+    assert not at.sidebar.metric and traffic.seen == []
+    at.user = {"is_logged_in": True, "email": "ada@example.com"}
+    at.run()
+    assert at.text_area(key="submit_prompt") is not None
+    assert at.button(key="access_logout") is not None
+
+
+@pytest.mark.legacy_pages
+def test_deep_link_goes_through_app_py():
+    """Streamlit's legacy routing starts pages/jobs.py directly; the guard sends it through app.py."""
+    at = make_app().run()
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception
+    assert "Demo mode" in page_text_of(at.sidebar), "the frame (sidebar) ran"
+    assert at.text_area(key="jobs_import_text") is not None, "and then the page that was asked for"
+
+
+def test_deep_link_waits_for_the_password_then_opens_the_page():
+    at = make_app({"access": {"password": "pw"}})
+    at.session_state[runtime.DEEP_LINK] = "pages/jobs.py"
+    at.run()
+    assert at.text_input(key="access_password") is not None
+    at.text_input(key="access_password").set_value("pw")
+    at.button(key="access_submit").click().run()
+    assert not at.exception
+    assert at.text_area(key="jobs_import_text") is not None
+
+
+def page_text_of(block) -> str:
+    parts = []
+
+    def walk(node):
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            parts.append(str(proto))
+        for child in (getattr(node, "children", None) or {}).values():
+            walk(child)
+
+    walk(block)
+    return "\n".join(parts)
