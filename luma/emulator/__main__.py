@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long an injected timeout holds the connection")
     faults.add_argument("--maintenance", action="store_true", help="every API call answers 455")
     faults.add_argument("--feature-disabled", action="store_true", help="creates answer 505")
+    faults.add_argument("--reject-bare-user-agent", action="store_true",
+                        help="uploads without a real User-Agent get HTTP 403 (the upload host's reported bot filter)")
 
     hooks = parser.add_argument_group("callbacks")
     hooks.add_argument("--sign-callbacks", action="store_true",
@@ -153,7 +155,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         "create_failure_rate", "workers", "seed", "max_video_seconds", "max_video_bytes", "sample_seconds",
         "error_style", "response_while_generating", "error_code_type", "upload_shape", "callback_failure_code",
         "retry_after", "latency", "rate_429", "rate_500", "rate_timeout", "rate_malformed", "fault_creates",
-        "timeout_seconds", "maintenance", "feature_disabled", "callback_retries", "callback_backoff",
+        "timeout_seconds", "maintenance", "feature_disabled", "reject_bare_user_agent", "callback_retries", "callback_backoff",
         "callback_timeout",
     ):
         values[name] = getattr(args, name)

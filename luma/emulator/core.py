@@ -101,6 +101,7 @@ _EXT_FOR_TYPE = {v: k for k, v in VIDEO_TYPES.items()}
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*")
 _CHUNK = 64 * 1024
+_LIBRARY_AGENTS = ("python-httpx/", "python-requests/", "python-urllib/", "curl/", "wget/", "go-http-client/")
 _ERROR_STYLES = ("body", "http")
 _GENERATING_SHAPES = ("null", "absent")
 _ERROR_CODE_TYPES = ("int", "string")
@@ -158,6 +159,9 @@ class EmulatorConfig:
     """Every API call (not uploads or files) answers 455."""
     feature_disabled: bool = False
     """Creates answer 505."""
+    reject_bare_user_agent: bool = False
+    """Uploads without a real User-Agent (none, or a library default such as ``python-httpx/x``)
+    answer HTTP 403 with an HTML page, as the upload host's bot filter is reported to do."""
     signing_key: str | None = None
     """Webhook HMAC key; callbacks are signed when set."""
     create_limit: int = CREATE_LIMIT
@@ -667,6 +671,8 @@ class Emulator:
             owner = self._authenticate(request)
             if request.method not in methods:
                 raise _Reject(405, f"Method {request.method} not allowed; use {'/'.join(methods)}")
+            if is_upload and self.config.reject_bare_user_agent and _bare_user_agent(request):
+                return _plain(403, "error code: 1010", content_type="text/html; charset=utf-8")
             if self.config.maintenance and not is_upload:
                 raise _Reject(455, "The service is under maintenance, please try again later")
             return handler(self, request, owner)
@@ -1367,9 +1373,15 @@ class Emulator:
         return shown
 
 
-def _plain(status: int, reason: str, extra: list[tuple[str, str]] | None = None) -> EmulatorResponse:
+def _bare_user_agent(request: EmulatorRequest) -> bool:
+    agent = request.headers.get("user-agent", "").strip().lower()
+    return not agent or agent.startswith(_LIBRARY_AGENTS)
+
+
+def _plain(status: int, reason: str, extra: list[tuple[str, str]] | None = None, *,
+           content_type: str = "text/plain; charset=utf-8") -> EmulatorResponse:
     payload = (reason + "\n").encode()
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(payload)))]
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
     return EmulatorResponse(status, headers + (extra or []), payload)
 
 

@@ -519,6 +519,16 @@ def test_upload_errors_400_405(make_stack: Callable[..., Stack], sample_mp4: Pat
         stack.expect_error(stack.raw("GET", path, upload=True), 405, upload=True)
 
 
+def test_upload_host_can_refuse_clients_without_a_real_user_agent(make_stack: Callable[..., Stack],
+                                                                  sample_mp4: Path) -> None:
+    stack = make_stack(reject_bare_user_agent=True)
+    refused = stack.raw("POST", PATH_UPLOAD_BASE64, upload=True,
+                        json={"uploadPath": "x", "base64Data": base64.b64encode(b"data").decode()})
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/html")
+    uploaded = stack.client().upload_file(sample_mp4.read_bytes(), file_name="ok.mp4")  # sends its own agent
+    assert uploaded.file_size == sample_mp4.stat().st_size
+
+
 # --- faults ----------------------------------------------------------------------------------------
 
 
