@@ -34,6 +34,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something (not for flags, nor where the help already does)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action) or text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line; every option maps to one :class:`EmulatorConfig` field."""
     d = EmulatorConfig()
@@ -43,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Offline emulator of kie.ai's Luma modify-video API, its upload host and its file host, "
             "served over HTTP from one process. Point the client's API and upload base URLs at it."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            f"Secrets are read from the environment, never from the command line: {KEY_ENV} "
+            f"(with --require-key) and {SIGNING_KEY_ENV} (with --sign-callbacks). Admin: GET /_emulator/stats, "
+            "GET/POST /_emulator/config."
+        ),
+        formatter_class=_HelpFormatter,
     )
     net = parser.add_argument_group("server")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (keep it loopback)")

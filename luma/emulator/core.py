@@ -534,8 +534,7 @@ class Emulator:
             for spec in media.SAMPLES
         ]
         if prepare:
-            for clip in clips:
-                self.sample_path(clip.slug)
+            self.prepare_samples(wait=True)
         return clips
 
     def prepare_samples(self, *, wait: bool = False) -> None:
