@@ -166,7 +166,9 @@ def live_backend(tmp_path: Path) -> Iterator[Any]:
     """A test-owned emulator standing in for the real provider in live-mode tests."""
     from luma.emulator import Emulator, EmulatorConfig
 
-    emulator = Emulator(EmulatorConfig(data_dir=tmp_path / "live", **FAST_DEMO))
+    # A public-looking file host: live mode's pre-flight refuses local names, as the provider would.
+    config = EmulatorConfig(data_dir=tmp_path / "live", public_base="https://tempfile.example.com", **FAST_DEMO)
+    emulator = Emulator(config)
     yield emulator
     emulator.close()
 
