@@ -135,6 +135,10 @@ def probe(path: str | Path) -> VideoInfo:
         )
 
 
+# FFmpeg plays any .txt/.nfo/.asc file as "ANSI art" video; for us that is text, not a video.
+_TEXT_DEMUXERS = frozenset({"tty"})
+
+
 class _open_input:
     """Context manager opening ``path`` with PyAV, turning every failure into MediaError."""
 
@@ -152,6 +156,9 @@ class _open_input:
             raise MediaError(
                 f"'{path.name}' is not a video file this emulator can read ({_reason(exc)})."
             ) from None
+        if self._container.format.name in _TEXT_DEMUXERS:
+            self._container.close()
+            raise MediaError(f"'{path.name}' is a text file, not a video.")
         return self._container
 
     def __exit__(self, *exc_info: object) -> None:
@@ -657,6 +664,9 @@ class _H264Writer:
 
     def __init__(self, dst: Path, width: int, height: int, fps: Fraction, *, rotation: int = 0) -> None:
         self._dst = dst
+        if not dst.parent.is_dir():
+            # Checked here because FFmpeg only opens the file when the first frame arrives.
+            raise MediaError(f"Could not create the video file '{dst}': its folder does not exist.")
         self._partial = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:12]}.partial")
         # yuv420p, the only pixel format every browser decodes, needs even dimensions.
         self._pad_rows, self._pad_cols = height % 2, width % 2
