@@ -539,7 +539,7 @@ class _Snowfall:
     def __init__(self, width: int, height: int, fps: Fraction) -> None:
         self._height, self._width, self._fps = height, width, float(fps)
         rng = np.random.default_rng(2024)
-        count = int(np.clip(width * height // 2400, 40, 900))
+        count = int(np.clip(width * height // 1400, 40, 1500))
         scale = max(1.0, min(width, height) / 360.0)
         self._stamps = [_round_stamp(r * scale) for r in (0.8, 1.4, 2.2)]
         self._layer = rng.choice(3, size=count, p=[0.5, 0.32, 0.18])
@@ -585,7 +585,7 @@ class _FilmDust:
             column[...] = (column * 0.7 + 0.3 * 220.0).astype(np.uint8)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Overlay:
     """A pre-rendered RGBA watermark, alpha-blended into the same corner of every frame."""
 
@@ -775,9 +775,10 @@ def render_result(
     corner, and encoded as H.264 (libx264, yuv420p, High profile, BT.709) into an MP4 whose index
     sits at the front (``+faststart``) so browsers start playing at once.
 
-    The result keeps the input's width, height, frame count and average frame rate (so its
-    duration matches to within a frame) and its rotation metadata; the watermark is placed in
-    the corner that is bottom-right *as displayed*. Two deliberate differences:
+    The result keeps the input's width, height, frame count and average frame rate (so for a
+    constant-frame-rate input its duration matches to within a frame; variable-rate input comes
+    out at its average rate) and its rotation metadata; the watermark is placed in the corner
+    that is bottom-right *as displayed*. Two deliberate differences:
 
     - Odd widths or heights are padded by one repeated pixel row/column, because yuv420p, the
       only pixel format all browsers decode, needs even dimensions.
@@ -957,9 +958,11 @@ def _scene_rolling_hills(width: int, height: int) -> _Scene:
         for _ in range(5)
     ]
 
+    backdrop = np.array(np.broadcast_to(sky, (height, width, 3)))
+    _sun(backdrop, 0.74 * width, 0.34 * height, 0.07 * height, (255, 238, 196), (255, 248, 222))
+
     def frame(t: float) -> np.ndarray:
-        img = np.array(np.broadcast_to(sky, (height, width, 3)))
-        _sun(img, 0.74 * width, height * (0.36 - 0.01 * t), 0.07 * height, (255, 238, 196), (255, 248, 222))
+        img = backdrop.copy()
         for x0, y, size, speed in clouds:
             span = width * 1.4
             cx = (x0 * span + speed * pace * t) % span - 0.2 * width
@@ -1017,12 +1020,14 @@ def _scene_city_lights(width: int, height: int) -> _Scene:
     far_phase = rng.uniform(0, 1, far_count)
     cars = [(rng.uniform(0, 1), rng.choice([-1, 1]) * rng.uniform(60, 140)) for _ in range(7)]
 
+    backdrop = np.array(np.broadcast_to(sky, (height, width, 3)))
+    _sun(backdrop, 0.17 * width, 0.2 * height, 0.05 * height, (120, 120, 170), (246, 242, 222))  # the moon
+
     def frame(t: float) -> np.ndarray:
-        img = np.array(np.broadcast_to(sky, (height, width, 3)))
+        img = backdrop.copy()
         ys, xs = stars[:, 1], stars[:, 0]
         twinkle = (0.45 + 0.45 * np.sin(star_phase + star_rate * t))[:, None]
         img[ys, xs] += twinkle * (255.0 - img[ys, xs])
-        _sun(img, 0.17 * width, 0.2 * height, 0.05 * height, (120, 120, 170), (246, 242, 222))
         for tops, windows, speed, body in ((far_tops, far_windows, 5.0, (46, 42, 86)), (near_tops, near_windows, 16.0, (18, 18, 34))):
             cols = (np.arange(width) + int(speed * pace * t)) % period
             building = rows >= tops[cols][None, :]
@@ -1064,10 +1069,12 @@ def _scene_ocean_waves(width: int, height: int) -> _Scene:
     clouds = [(rng.uniform(0, 1), rng.uniform(0.08, 0.28), rng.uniform(0.6, 1.1)) for _ in range(4)]
     pace = width / 640.0
 
+    sun_x = 0.62 * width
+    backdrop = np.array(np.broadcast_to(sky, (height, width, 3)))
+    _sun(backdrop, sun_x, 0.2 * height, 0.06 * height, (255, 244, 214), (255, 252, 236))
+
     def frame(t: float) -> np.ndarray:
-        img = np.array(np.broadcast_to(sky, (height, width, 3)))
-        sun_x, sun_y = 0.62 * width, 0.2 * height
-        _sun(img, sun_x, sun_y, 0.06 * height, (255, 244, 214), (255, 252, 236))
+        img = backdrop.copy()
         for x0, y, size in clouds:
             cx = (x0 * width * 1.4 + 8 * pace * t) % (width * 1.4) - 0.2 * width
             _soft_blob(img, cx, y * height, 0.12 * width * size, 0.035 * height * size, (250, 252, 255), 0.8)
