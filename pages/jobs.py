@@ -338,11 +338,15 @@ def draw_list() -> None:
     counts = jobs.status_counts(items)
     failed = counts[TaskStatus.CREATE_TASK_FAILED.label] + counts[TaskStatus.GENERATE_FAILED.label]
     succeeded = counts[TaskStatus.SUCCESS.label] + counts[TaskStatus.CALLBACK_FAILED.label]
-    running = counts[TaskStatus.GENERATING.label] + counts[jobs.NOT_READ_LABEL]
-    for column, (label, value) in zip(
-        st.columns(4),
-        [("Tasks", len(items)), ("Generating", running), ("Succeeded", succeeded), ("Failed", failed)],
-    ):
+    summary = [
+        ("Tasks", len(items)),
+        ("Generating", counts[TaskStatus.GENERATING.label]),
+        ("Succeeded", succeeded),
+        ("Failed", failed),
+    ]
+    if counts[jobs.NOT_READ_LABEL]:
+        summary.append((jobs.NOT_READ_LABEL, counts[jobs.NOT_READ_LABEL]))
+    for column, (label, value) in zip(st.columns(len(summary)), summary):
         column.metric(label, value, border=True)
 
     chosen = st.pills(
@@ -363,21 +367,26 @@ def draw_list() -> None:
         on_select="rerun",
         selection_mode="single-row",
         hide_index=True,
+        column_order=("status", "prompt", "submitted", "duration", "result", "source", "error", "completed", "task_id"),
         alt="Modification tasks with their status, prompt, times and links",
         column_config={
-            "task_id": st.column_config.TextColumn("Task id", width="medium", pinned=True),
-            "status": st.column_config.TextColumn("Status", width="small"),
-            "prompt": st.column_config.TextColumn("Prompt", width="large"),
+            "task_id": st.column_config.TextColumn("Task id", width="medium"),
+            "status": st.column_config.TextColumn("Status", width="small", pinned=True),
+            "prompt": st.column_config.TextColumn("Prompt", width="medium"),
             "submitted": st.column_config.DatetimeColumn(
-                "Submitted", format="YYYY-MM-DD HH:mm:ss", timezone=timezone_name
+                "Submitted", format="D MMM, HH:mm:ss", timezone=timezone_name
             ),
             "completed": st.column_config.DatetimeColumn(
-                "Completed", format="YYYY-MM-DD HH:mm:ss", timezone=timezone_name
+                "Completed", format="D MMM, HH:mm:ss", timezone=timezone_name
             ),
-            "duration": st.column_config.NumberColumn("Duration", format="compact"),
-            "source": st.column_config.LinkColumn("Input", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)"),
-            "result": st.column_config.LinkColumn("Result", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)"),
-            "error": st.column_config.TextColumn("Error", width="large"),
+            "duration": st.column_config.NumberColumn("Duration", format="compact", width="small"),
+            "source": st.column_config.LinkColumn(
+                "Input", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)", width="small"
+            ),
+            "result": st.column_config.LinkColumn(
+                "Result", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)", width="small"
+            ),
+            "error": st.column_config.TextColumn("Error", width="medium"),
         },
     )
     if not shown:

@@ -318,62 +318,63 @@ with video_col:
 last: SubmitRequest | None = state.get(runtime.SUBMIT_REQUEST)
 same_inputs = last is not None and inputs is not None and last.fingerprint == inputs.fingerprint()
 
-st.divider()
-if last is not None and last.state == "unknown" and same_inputs:
-    st.checkbox(
-        "I checked the Jobs page: no task was created, send it again",
-        key="submit_confirm_resend",
+with inputs_col:
+    st.space("small")
+    if last is not None and last.state == "unknown" and same_inputs:
+        st.checkbox(
+            "I checked: no task was created, send it again",
+            key="submit_confirm_resend",
+        )
+    missing = "a prompt" if not (prompt or "").strip() else ("a video" if not video_url else None)
+    st.button(
+        "Start task",
+        key="submit_button",
+        type="primary",
+        icon=":material/play_arrow:",
+        on_click=record_click,
+        # Not disabled for missing inputs: a text area commits on blur, so the click that blurs it would
+        # land on a still-disabled button and be lost. The callback says what is missing instead.
+        disabled=last is not None and last.in_flight,
+        help="Creates one task on the provider" + ("" if settings.demo else " and spends credits") + ".",
     )
-missing = "a prompt" if not (prompt or "").strip() else ("a video" if not video_url else None)
-st.button(
-    "Start task",
-    key="submit_button",
-    type="primary",
-    icon=":material/play_arrow:",
-    on_click=record_click,
-    # Not disabled for missing inputs: a text area commits on blur, so the click that blurs it would
-    # land on a still-disabled button and be lost. The callback says what is missing instead.
-    disabled=last is not None and last.in_flight,
-    help="Creates one task on the provider" + ("" if settings.demo else " and spends credits") + ".",
-)
-if missing and not state.get("submit_notice"):
-    st.caption(f"Add {missing} to start a task.")
-notice = state.get("submit_notice")
-if notice:
-    st.info(notice, icon=":material/info:")
+    if missing and not state.get("submit_notice"):
+        st.caption(f"Add {missing} to start a task.")
+    notice = state.get("submit_notice")
+    if notice:
+        st.info(notice, icon=":material/info:")
 
-act_on_request()
+    act_on_request()
 
-# --- the last submission -----------------------------------------------------------------------------
-if last is not None:
-    if last.state == "done":
-        with st.container(border=True, key="submit_result"):
-            st.success(
-                "Task created. It is on the Jobs page, which refreshes it until it is done.",
-                title="Submitted",
-                icon=":material/check_circle:",
+    # --- the last submission -----------------------------------------------------------------------------
+    if last is not None:
+        if last.state == "done":
+            with st.container(border=True, key="submit_result"):
+                st.success(
+                    "Task created. It is on the Jobs page, which refreshes it until it is done.",
+                    title="Submitted",
+                    icon=":material/check_circle:",
+                )
+                st.code(last.task_id or "", language=None)
+                with st.container(horizontal=True, vertical_alignment="center"):
+                    st.page_link("pages/jobs.py", label="Open the Jobs page", icon=":material/view_list:")
+                    st.button("Start a new submission", key="submit_new", icon=":material/add:", on_click=start_new)
+        elif last.state == "failed":
+            if last.error is not None:
+                show_error(last.error, context="The task was not created.")
+            else:
+                st.error("The task was not created: the video could not be checked. Try again.", icon=":material/error:")
+        elif last.state == "unknown":
+            st.warning(
+                "The request reached the provider but no usable answer came back, so the task may or may "
+                "not exist. Check the provider's logs (or add the task id on the Jobs page if you find it) "
+                "before sending it again: a second send may cost credits twice.",
+                title="Outcome unknown: the task may exist",
+                icon=":material/hourglass_disabled:",
             )
-            st.code(last.task_id or "", language=None)
-            with st.container(horizontal=True, vertical_alignment="center"):
-                st.page_link("pages/jobs.py", label="Open the Jobs page", icon=":material/view_list:")
-                st.button("Start a new submission", key="submit_new", icon=":material/add:", on_click=start_new)
-    elif last.state == "failed":
-        if last.error is not None:
-            show_error(last.error, context="The task was not created.")
-        else:
-            st.error("The task was not created: the video could not be checked. Try again.", icon=":material/error:")
-    elif last.state == "unknown":
-        st.warning(
-            "The request reached the provider but no usable answer came back, so the task may or may "
-            "not exist. Check the provider's logs (or add the task id on the Jobs page if you find it) "
-            "before sending it again: a second send may cost credits twice.",
-            title="Outcome unknown: the task may exist",
-            icon=":material/hourglass_disabled:",
-        )
-        if last.error is not None:
-            show_error(last.error)
-    elif last.state == "blocked":
-        st.error(
-            "The task was not created: the video failed the checks above. Fix them and press Start task again.",
-            icon=":material/block:",
-        )
+            if last.error is not None:
+                show_error(last.error)
+        elif last.state == "blocked":
+            st.error(
+                "The task was not created: the video failed the video check. Fix what it lists and press Start task again.",
+                icon=":material/block:",
+            )

@@ -332,10 +332,11 @@ def tasks_frame(items: Iterable[TrackedTask], now: datetime) -> pd.DataFrame:
     for item in items:
         request = item.shown_request
         completed = item.task.completed_at if item.task is not None else None
-        end = completed if completed is not None else (None if item.is_final else now)
+        # Running tasks show their time so far; a task never read has no known duration.
+        end = completed if completed is not None else (now if item.status is TaskStatus.GENERATING else None)
         duration = (end - item.submitted_at) if end is not None else None
-        if duration is not None and duration < timedelta(0):
-            duration = timedelta(0)
+        if duration is not None:
+            duration = timedelta(seconds=max(0, round(duration.total_seconds())))
         rows.append(
             {
                 "task_id": item.task_id,

@@ -7,6 +7,7 @@ import io
 import json
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 
 from luma.errors import (
@@ -132,17 +133,19 @@ def test_tasks_frame_has_readable_columns():
         jobs.TrackedTask(ID_A, added_at=T0 - timedelta(seconds=31), request=request, task=ok),
         jobs.TrackedTask(ID_B, added_at=T0 - timedelta(seconds=5), task=failed),
         jobs.TrackedTask(ID_C, added_at=T0 - timedelta(seconds=5), refresh_error=RateLimitError()),
+        tracked("d" * 32, status=TaskStatus.GENERATING, age=5.4),
     ]
     frame = jobs.tasks_frame(items, T0)
     assert list(frame.columns) == list(jobs.FRAME_COLUMNS)
-    assert list(frame["status"]) == ["Succeeded", "Generation failed", jobs.NOT_READ_LABEL]
+    assert list(frame["status"]) == ["Succeeded", "Generation failed", jobs.NOT_READ_LABEL, "Generating"]
     assert frame.loc[0, "prompt"] == "make it night"
     assert frame.loc[0, "duration"].total_seconds() == pytest.approx(20.0)
     assert frame.loc[0, "result"] == "https://h/out.mp4"
     assert frame.loc[0, "source"] == "https://h/in.mp4"
     assert "501: boom" in frame.loc[1, "error"]
     assert "Last refresh failed" in frame.loc[2, "error"]
-    assert frame.loc[2, "duration"].total_seconds() == pytest.approx(5.0), "running tasks show time so far"
+    assert pd.isna(frame.loc[2, "duration"]), "a task never read has no duration"
+    assert frame.loc[3, "duration"].total_seconds() == 5.0, "running tasks show whole seconds so far"
     assert str(frame["submitted"].dtype).startswith("datetime64")
 
 
