@@ -26,7 +26,6 @@ import os
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timezone
@@ -46,6 +45,7 @@ from .errors import ConfigurationError, LumaError
 
 __all__ = [
     "CreateLimiter",
+    "CreateSlot",
     "RetryPolicy",
     "is_retryable_read",
     "is_unsent",
@@ -58,6 +58,8 @@ log = logging.getLogger("luma")
 
 # 2**62 * any sane base delay is already far past any max_delay; higher powers only risk overflow.
 _MAX_EXPONENT = 62
+# Seconds between looks at the limiter while every slot that must free is a create in flight.
+_IN_FLIGHT_POLL = 0.05
 
 
 def parse_retry_after(value: str | None, *, now: float, cap: float = RETRY_AFTER_CAP) -> float | None:
@@ -228,6 +230,16 @@ class CreateLimiter:
     limiter must be shared by every client using the same key (see :meth:`shared`), since the
     provider counts per account, not per client object. Thread-safe; the async path shares the
     same bookkeeping, so sync and async clients of one key can share a limiter.
+
+    The provider counts a create when it *arrives*, which is later than when it was sent here,
+    and by a different amount for each request. A slot stamped at send time can therefore
+    expire here while the provider still counts it: at full speed, a create sent exactly one
+    window after an earlier, slower one reaches the provider inside that window and is refused
+    (the fault soak in ``bench/`` showed 6 of 60 creates refused that way). So the clients use
+    :meth:`hold`: the slot is taken before sending, counts as busy while the request is in
+    flight, and is stamped when the answer (or failure) comes back, by which time the provider
+    has certainly counted it. A create that provably never left (``sent=False``) gives its slot
+    back. :meth:`acquire` keeps the plain stamp-at-acquire behaviour.
     """
 
     _registry: ClassVar[dict[str, CreateLimiter]] = {}
@@ -254,7 +266,8 @@ class CreateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._async_sleep = async_sleep
-        self._sent: deque[float] = deque()
+        # Slots of the current window; a slot in flight is stamped +inf until its answer comes.
+        self._slots: list[CreateSlot] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -270,40 +283,107 @@ class CreateLimiter:
                 limiter = cls._registry[digest] = cls()
             return limiter
 
-    def _reserve(self) -> float:
-        """Take a slot and return 0, or return the seconds until the oldest slot frees."""
+    def _wait_locked(self, now: float) -> float:
+        """Seconds until a slot frees (0: one is free now). Drops expired slots. Lock held."""
+        self._slots = [s for s in self._slots if s.at > now - self.window]
+        if len(self._slots) < self.limit:
+            return 0.0
+        settled = sorted(s.at for s in self._slots if s.at != math.inf)
+        # Enough slots must expire to leave one free; in-flight slots expire last.
+        needed = len(self._slots) - self.limit + 1
+        if len(settled) < needed:
+            # Every slot that would have to free is still in flight: look again shortly.
+            return min(self.window, _IN_FLIGHT_POLL)
+        return max(settled[needed - 1] + self.window - now, 0.0) or 1e-3
+
+    def _reserve(self, *, in_flight: bool) -> tuple[float, CreateSlot | None]:
+        """Take a slot (returns 0 and it), or return the seconds until one frees."""
         with self._lock:
             now = self._clock()
-            while self._sent and self._sent[0] <= now - self.window:
-                self._sent.popleft()
-            if len(self._sent) < self.limit:
-                self._sent.append(now)
-                return 0.0
-            return max(self._sent[0] + self.window - now, 0.0) or 1e-3
+            delay = self._wait_locked(now)
+            if delay > 0:
+                return delay, None
+            slot = CreateSlot(self, math.inf if in_flight else now)
+            self._slots.append(slot)
+            return 0.0, slot
+
+    def _settle(self, slot: CreateSlot, *, sent: bool) -> None:
+        with self._lock:
+            if not sent:
+                if slot in self._slots:
+                    self._slots.remove(slot)
+                return
+            if slot.at == math.inf:
+                slot.at = self._clock()
 
     def wait_time(self) -> float:
-        """Seconds the next create would wait right now (0 when a slot is free); reserves nothing."""
+        """Seconds the next create would wait right now (0 when a slot is free); reserves nothing.
+
+        While every slot that would have to free is still in flight, the wait is unknown; the
+        window is returned as the bound it will not exceed once those answers arrive.
+        """
         with self._lock:
             now = self._clock()
-            live = [t for t in self._sent if t > now - self.window]
-            if len(live) < self.limit:
+            self._slots = [s for s in self._slots if s.at > now - self.window]
+            if len(self._slots) < self.limit:
                 return 0.0
-            return live[len(live) - self.limit] + self.window - now
+            settled = sorted(s.at for s in self._slots if s.at != math.inf)
+            needed = len(self._slots) - self.limit + 1
+            if len(settled) < needed:
+                return self.window
+            return max(settled[needed - 1] + self.window - now, 0.0)
 
-    def acquire(self) -> float:
-        """Block until a create may be sent; returns the seconds waited."""
+    def _take(self, *, in_flight: bool) -> tuple[float, CreateSlot]:
         waited = 0.0
-        while (delay := self._reserve()) > 0:
+        while True:
+            delay, slot = self._reserve(in_flight=in_flight)
+            if slot is not None:
+                return waited, slot
             log.info("luma: create rate limit reached; waiting %.2f s", delay)
             self._sleep(delay)
             waited += delay
-        return waited
 
-    async def acquire_async(self) -> float:
-        """Wait (without blocking the event loop) until a create may be sent; returns seconds waited."""
+    async def _take_async(self, *, in_flight: bool) -> tuple[float, CreateSlot]:
         waited = 0.0
-        while (delay := self._reserve()) > 0:
+        while True:
+            delay, slot = self._reserve(in_flight=in_flight)
+            if slot is not None:
+                return waited, slot
             log.info("luma: create rate limit reached; waiting %.2f s", delay)
             await self._async_sleep(delay)
             waited += delay
-        return waited
+
+    def acquire(self) -> float:
+        """Block until a create may be sent; returns the seconds waited (slot stamped now)."""
+        return self._take(in_flight=False)[0]
+
+    async def acquire_async(self) -> float:
+        """Wait (without blocking the event loop) until a create may be sent; returns seconds waited."""
+        return (await self._take_async(in_flight=False))[0]
+
+    def hold(self) -> CreateSlot:
+        """Block until a create may be sent; the slot stays busy until :meth:`CreateSlot.release`."""
+        return self._take(in_flight=True)[1]
+
+    async def hold_async(self) -> CreateSlot:
+        """The async twin of :meth:`hold`."""
+        return (await self._take_async(in_flight=True))[1]
+
+
+class CreateSlot:
+    """One create's place in a :class:`CreateLimiter` window (see :meth:`CreateLimiter.hold`)."""
+
+    __slots__ = ("_limiter", "at")
+
+    def __init__(self, limiter: CreateLimiter, at: float) -> None:
+        self._limiter = limiter
+        self.at = at
+        """When the slot's window started (the limiter's clock); +inf while the create is in flight."""
+
+    def release(self, *, sent: bool = True) -> None:
+        """The create's answer (or failure) is here: start the slot's window now.
+
+        ``sent=False`` when the request provably never left this machine: the slot is given
+        back. Releasing twice changes nothing.
+        """
+        self._limiter._settle(self, sent=sent)

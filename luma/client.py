@@ -851,22 +851,29 @@ class LumaClient(_Core):
         self._http.close()
 
     def _send_once(self, call: _Call[T]) -> T:
-        if call.operation == "create_task":
-            self.create_limiter.acquire()
-        request = self._http.build_request(
-            call.method,
-            call.url,
-            params=call.params,
-            json=call.json,
-            content=call.body() if call.body is not None else None,
-            headers=call.headers,
-            timeout=call.timeout if call.timeout is not None else self._timeout,
-        )
+        # A create holds its rate-limit slot until the answer is back (see CreateLimiter.hold).
+        slot = self.create_limiter.hold() if call.operation == "create_task" else None
+        sent = True
         try:
-            response = self._http.send(request, follow_redirects=call.follow_redirects)
-        except httpx.RequestError as exc:
-            # from None: the httpx exception holds the request, headers and all.
-            raise self._transport_error(exc, call) from None
+            request = self._http.build_request(
+                call.method,
+                call.url,
+                params=call.params,
+                json=call.json,
+                content=call.body() if call.body is not None else None,
+                headers=call.headers,
+                timeout=call.timeout if call.timeout is not None else self._timeout,
+            )
+            try:
+                response = self._http.send(request, follow_redirects=call.follow_redirects)
+            except httpx.RequestError as exc:
+                error = self._transport_error(exc, call)
+                sent = not is_unsent(error)
+                # from None: the httpx exception holds the request, headers and all.
+                raise error from None
+        finally:
+            if slot is not None:
+                slot.release(sent=sent)
         return self._read(response, call)
 
     def _execute(self, call: _Call[T]) -> T:
@@ -1006,21 +1013,28 @@ class AsyncLumaClient(_Core):
     aclose = close
 
     async def _send_once(self, call: _Call[T]) -> T:
-        if call.operation == "create_task":
-            await self.create_limiter.acquire_async()
-        request = self._http.build_request(
-            call.method,
-            call.url,
-            params=call.params,
-            json=call.json,
-            content=call.body() if call.body is not None else None,
-            headers=call.headers,
-            timeout=call.timeout if call.timeout is not None else self._timeout,
-        )
+        slot = await self.create_limiter.hold_async() if call.operation == "create_task" else None
+        sent = True
         try:
-            response = await self._http.send(request, follow_redirects=call.follow_redirects)
-        except httpx.RequestError as exc:
-            raise self._transport_error(exc, call) from None
+            request = self._http.build_request(
+                call.method,
+                call.url,
+                params=call.params,
+                json=call.json,
+                content=call.body() if call.body is not None else None,
+                headers=call.headers,
+                timeout=call.timeout if call.timeout is not None else self._timeout,
+            )
+            try:
+                response = await self._http.send(request, follow_redirects=call.follow_redirects)
+            except httpx.RequestError as exc:
+                error = self._transport_error(exc, call)
+                sent = not is_unsent(error)
+                raise error from None
+        finally:
+            # Cancelled mid-flight counts as sent: the provider may have counted it.
+            if slot is not None:
+                slot.release(sent=sent)
         return self._read(response, call)
 
     async def _execute(self, call: _Call[T]) -> T:
