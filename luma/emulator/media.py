@@ -983,67 +983,81 @@ def _scene_rolling_hills(width: int, height: int) -> _Scene:
 def _scene_city_lights(width: int, height: int) -> _Scene:
     rng = np.random.default_rng(23)
     sky = _gradient(height, [(0.0, (12, 16, 48)), (0.45, (52, 44, 104)), (0.72, (214, 110, 100)), (0.9, (248, 168, 112))])
-    rows = np.arange(height)[:, None]
     pace = width / 640.0
     stars = rng.integers(0, (width, int(height * 0.5)), size=(max(20, width * height // 2500), 2))
     star_phase = rng.uniform(0, 2 * math.pi, len(stars))
     star_rate = rng.uniform(1.0, 3.0, len(stars))
     road_top = int(height * 0.9)
+    cell_w, cell_h = max(3, round(width / 110)), max(3, round(height / 45))
+    period = 2 * width  # the skyline repeats every two frame widths
+    palette = np.array([(255, 214, 120), (255, 236, 180), (190, 220, 255), (255, 190, 110)], dtype=_F32)
 
-    def skyline(period: int, top_range: tuple[float, float], widths: tuple[float, float], seed: int):
-        """Building tops per column and window ids per pixel over a horizontally repeating strip."""
+    def skyline(top_range: tuple[float, float], widths: tuple[float, float], body: _Vec3, lit_share: float, seed: int):
+        """A repeating strip of buildings, drawn once: pixels, which pixels are solid, and windows.
+
+        The strip is (height, period + width): its first ``width`` columns repeat at the end, so
+        every view of the scrolling skyline is one plain slice.
+        """
         local = np.random.default_rng(seed)
-        tops = np.full(period, road_top, dtype=np.int64)
-        window_ids = np.full((height, period), -1, dtype=np.int64)
-        count = 0
+        strip = np.zeros((height, period, 3), dtype=_F32)
+        solid = np.zeros((height, period), dtype=bool)
+        windows = []
         x = 0
-        cell_w, cell_h = max(3, round(width / 110)), max(3, round(height / 45))
+        gap_x, gap_y = max(1, cell_w // 2), max(1, cell_h // 2)
         while x < period:
-            w = int(local.uniform(*widths) * width)
-            w = min(w, period - x)
+            w = min(int(local.uniform(*widths) * width), period - x)
             top = int(local.uniform(*top_range) * height)
-            tops[x : x + w] = top
-            gap_x, gap_y = max(1, cell_w // 2), max(1, cell_h // 2)
+            strip[top:road_top, x : x + w] = body
+            solid[top:road_top, x : x + w] = True
             for wy in range(top + gap_y * 2, road_top - cell_h - gap_y, cell_h + gap_y):
                 for wx in range(x + gap_x * 2, x + w - cell_w - gap_x, cell_w + gap_x):
-                    window_ids[wy : wy + cell_h, wx : wx + cell_w] = count
-                    count += 1
+                    windows.append((wx, wy))
             x += w + int(local.uniform(0.0, 0.015) * width)
-        return tops, window_ids, count
+        spots = np.array(windows, dtype=np.int64).reshape(-1, 2)
+        colours = palette[local.integers(0, len(palette), len(spots))]
+        lit = local.uniform(0, 1, len(spots)) < lit_share
+        for (wx, wy), colour in zip(spots[lit], colours[lit], strict=True):
+            strip[wy : wy + cell_h, wx : wx + cell_w] = colour
+        return (np.concatenate([strip, strip[:, :width]], axis=1),
+                np.concatenate([solid, solid[:, :width]], axis=1), spots, colours, lit)
 
-    period = 2 * width
-    far_tops, far_windows, far_count = skyline(period, (0.42, 0.62), (0.05, 0.10), 5)
-    near_tops, near_windows, near_count = skyline(period, (0.28, 0.58), (0.07, 0.14), 9)
-    palette = np.array([(255, 214, 120), (255, 236, 180), (190, 220, 255), (255, 190, 110)], dtype=_F32)
-    near_colour = palette[rng.integers(0, len(palette), near_count)]
-    near_phase, near_rate = rng.uniform(0, 1, near_count), rng.uniform(0.0, 0.12, near_count)
-    far_phase = rng.uniform(0, 1, far_count)
+    far_strip, far_solid, *_ = skyline((0.42, 0.62), (0.05, 0.10), (46, 42, 86), 0.3, 5)
+    near_body = (18.0, 18.0, 34.0)
+    near_strip, near_solid, spots, colours, base_lit = skyline((0.28, 0.58), (0.07, 0.14), near_body, 0.6, 9)
+    # One window in eight switches on and off now and then; the others keep their state.
+    switching = np.flatnonzero(rng.uniform(0, 1, len(spots)) < 0.125)
+    switch_phase = rng.uniform(0, 1, len(switching))
+    switch_rate = rng.uniform(0.05, 0.3, len(switching))
     cars = [(rng.uniform(0, 1), rng.choice([-1, 1]) * rng.uniform(60, 140)) for _ in range(7)]
 
     backdrop = np.array(np.broadcast_to(sky, (height, width, 3)))
     _sun(backdrop, 0.17 * width, 0.2 * height, 0.05 * height, (120, 120, 170), (246, 242, 222))  # the moon
+    lane = int(height * 0.95)
+    dashes = (np.arange(width) // 12) % 2 == 0
 
     def frame(t: float) -> np.ndarray:
         img = backdrop.copy()
         ys, xs = stars[:, 1], stars[:, 0]
         twinkle = (0.45 + 0.45 * np.sin(star_phase + star_rate * t))[:, None]
         img[ys, xs] += twinkle * (255.0 - img[ys, xs])
-        for tops, windows, speed, body in ((far_tops, far_windows, 5.0, (46, 42, 86)), (near_tops, near_windows, 16.0, (18, 18, 34))):
-            cols = (np.arange(width) + int(speed * pace * t)) % period
-            building = rows >= tops[cols][None, :]
-            img[building] = body
-            ids = windows[:, cols]
-            if windows is near_windows:
-                lit = ids >= 0
-                lit[lit] = ((near_phase[ids[lit]] + near_rate[ids[lit]] * t) % 1.0) < 0.6
-                img[lit] = near_colour[ids[lit]]
-            else:
-                lit = ids >= 0
-                lit[lit] = far_phase[ids[lit]] < 0.35
-                img[lit] = (150, 130, 110)
+        far_at = int(5.0 * pace * t) % period
+        near_at = int(16.0 * pace * t) % period
+        view = slice(far_at, far_at + width)
+        np.copyto(img, far_strip[:, view], where=far_solid[:, view, None])
+        view = slice(near_at, near_at + width)
+        np.copyto(img, near_strip[:, view], where=near_solid[:, view, None])
+        lit_now = ((switch_phase + switch_rate * t) % 1.0) < 0.6
+        changed = switching[lit_now != base_lit[switching]]
+        on = lit_now[lit_now != base_lit[switching]]
+        for index, light in zip(changed, on, strict=True):
+            wx, wy = spots[index]
+            x = (wx - near_at) % period
+            if x > period - cell_w:
+                x -= period  # partly off the left edge
+            if x < width:
+                img[wy : wy + cell_h, max(0, x) : min(width, x + cell_w)] = colours[index] if light else near_body
         img[road_top:] = (30, 28, 36)
-        lane = int(height * 0.95)
-        img[lane : lane + 1, (np.arange(width) // 12) % 2 == 0] = (120, 110, 90)
+        img[lane : lane + 1, dashes] = (120, 110, 90)
         car_h, car_w = max(2, height // 120), max(4, width // 60)
         for x0, speed in cars:
             x = int((x0 * width * 1.2 + speed * pace * t) % (width * 1.2) - 0.1 * width)
