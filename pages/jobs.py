@@ -22,6 +22,7 @@ FILTER_KEY = "jobs_status_filter"
 SCHEDULE = "jobs_refresh_every"
 OUTAGE = "jobs_outage"
 LINKS = "jobs_download_links"
+FULL_RUN = "jobs_full_run"
 
 
 def now() -> datetime:
@@ -254,8 +255,15 @@ removed = state.pop("jobs_removed", None)
 if removed:
     st.toast(f"Removed task {removed} from the list.", icon=":material/delete:")
 
+# Read what is due before the timer is registered, so it starts at the right pace and this run
+# needs no second, app-wide rerun (which would also swallow the notices above).
+try:
+    refresh(jobs.due_task_ids(runtime.tracked().values(), now(), lo, hi))
+except LumaError as err:
+    show_error(err)
 schedule = jobs.refresh_interval(runtime.tracked().values(), now(), lo, hi)
 state[SCHEDULE] = schedule
+state[FULL_RUN] = True
 
 
 @st.fragment(run_every=schedule)
@@ -284,12 +292,12 @@ def draw_list() -> None:
         forced = st.button("Refresh now", key="jobs_refresh_now", icon=":material/refresh:")
         export_slot = st.container(horizontal=True, width="content")
 
-    current = now()
+    full_run = state.pop(FULL_RUN, False)
     if forced:
-        due = [i.task_id for i in items if not i.is_final]
-    else:
-        due = jobs.due_task_ids(items, current, lo, hi)
-    refresh(due)
+        refresh([i.task_id for i in items if not i.is_final])
+    elif not full_run:
+        # The timer's own run: the page body above did not run, so read what is due here.
+        refresh(jobs.due_task_ids(items, now(), lo, hi))
     items = list(runtime.tracked().values())
 
     new_schedule = jobs.refresh_interval(items, now(), lo, hi)

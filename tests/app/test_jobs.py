@@ -248,3 +248,14 @@ def test_outage_on_every_read_is_a_banner_not_a_crash(seam):
     assert not at.exception
     assert list(at.session_state[runtime.TASKS]) == [task_id, UNKNOWN_ID], "nothing dropped"
     assert [w for w in at.warning if w.proto.title == "The provider is not answering"]
+
+
+def test_import_into_an_empty_list_reports_what_happened():
+    at = make_app(FAST_REFRESH).run()
+    at.switch_page("pages/jobs.py").run()
+    at.text_area(key="jobs_import_text").set_value(f"{UNKNOWN_ID}\nnope")
+    at.button(key="jobs_import_button").click().run()
+    assert not at.exception
+    shown = alerts(at)
+    assert any("Added 1 task(s)." in a for a in shown)
+    assert any("nope" in a for a in shown)
