@@ -37,8 +37,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = [
-    "SAMPLES",
     "MediaError",
+    "SAMPLES",
     "SampleSpec",
     "VideoInfo",
     "describe_look",
@@ -168,7 +168,7 @@ class _open_input:
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
     if not container.streams.video:
-        raise MediaError(f"'{path.name}' has no video track (is it an audio file or an image?).")
+        raise MediaError(f"'{path.name}' has no video track (is it an audio file?).")
     stream = container.streams.video[0]
     if not stream.codec_context.width or not stream.codec_context.height:
         raise MediaError(f"'{path.name}' has a video track without a picture size.")
