@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Literal
 
 import streamlit as st
 
@@ -201,7 +202,7 @@ def download(item: jobs.TrackedTask) -> None:
             st.caption("The last link has expired; get a new one.")
 
 
-def _badge_color(status: TaskStatus | None) -> str:
+def _badge_color(status: TaskStatus | None) -> Literal["blue", "green", "red"]:
     if status is None or status is TaskStatus.GENERATING:
         return "blue"
     return "green" if status.succeeded else "red"

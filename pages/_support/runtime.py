@@ -330,8 +330,8 @@ def read_tasks(task_ids: Iterable[str]) -> TaskBatch:
     """Read many tasks concurrently with a fresh async client over the same transport."""
     ids = list(task_ids)
     s = settings()
-    base = client()  # builds (and caches) the transport the same way
-    transport = base.transport
+    # The same transport as the sync client: the emulator's (and test) transports serve both.
+    transport: Any = client().transport
     retry = _SEAM.retry if _SEAM is not None and _SEAM.retry is not None else _REFRESH_RETRY
 
     async def run() -> TaskBatch:

@@ -78,7 +78,7 @@ def query_value(at, name: str) -> str | None:
 
 def runtime_sample_url(at) -> str:
     slug = at.session_state["submit_sample"]
-    return next(c.url for c in runtime.emulator().samples() if c.slug == slug)
+    return next(c.url for c in runtime.samples() if c.slug == slug)
 
 
 def test_non_english_prompt_warns_but_does_not_block(hermetic):
