@@ -49,6 +49,8 @@ def remove(task_id: str) -> None:
     runtime.untrack(task_id)
     state.get(LINKS, {}).pop(task_id, None)
     clear_selection()
+    # The button lives in the timer fragment, whose reruns skip app.py: update the URL here.
+    runtime.mirror_to_url()
     state["jobs_removed"] = task_id
 
 

@@ -309,3 +309,14 @@ def test_upload_errors_in_words(code, title, seam, tmp_path):
     at.file_uploader(key="submit_file").upload("clip.mp4", _mp4(tmp_path, 1), "video/mp4").run()
     assert not at.exception
     assert title in [e.proto.title for e in at.error]
+
+
+def test_a_request_left_pending_by_an_interrupted_run_is_sent_once(hermetic):
+    at = make_app().run()
+    at.text_area(key="submit_prompt").set_value(PROMPT).run()
+    # As if the click's run had been interrupted before the create call (e.g. by another click).
+    at.session_state[runtime.SUBMIT_REQUEST] = SubmitRequest(SubmitInputs(PROMPT, runtime_sample_url(at)))
+    at.run()
+    at.run()
+    assert creates(hermetic) == 1
+    assert at.session_state[runtime.SUBMIT_REQUEST].state == "done"
