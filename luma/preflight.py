@@ -46,6 +46,7 @@ __all__ = [
     "check_file",
     "check_url",
     "check_url_async",
+    "check_url_over",
     "inspect_header",
 ]
 
@@ -1374,6 +1375,32 @@ def check_url(
             req = flow.send(_send(client, req, timeout))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+
+
+class _Borrowed(httpx.BaseTransport):
+    """Lends a transport to a short-lived client without letting the client close it."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        pass
+
+
+def check_url_over(
+    url: str, *, transport: httpx.BaseTransport | None, allow_private: bool = False
+) -> PreflightReport:
+    """:func:`check_url` through a transport someone else owns (e.g. ``LumaClient.transport``).
+
+    ``None`` means the real network. The transport is left open, so the emulator's can be
+    lent for one check; callers need not import httpx.
+    """
+    borrowed = _Borrowed(transport) if transport is not None else None
+    with httpx.Client(transport=borrowed) as http:
+        return check_url(url, client=http, allow_private=allow_private)
 
 
 async def check_url_async(

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import streamlit as st
 
 from luma import AsyncLumaClient, LumaClient, RetryPolicy
@@ -49,7 +48,7 @@ from luma._constants import DEFAULT_API_BASE, DEFAULT_UPLOAD_BASE
 from luma.emulator import Emulator, EmulatorConfig, SampleClip
 from luma.errors import LumaError
 from luma.models import TaskBatch, UploadedFile
-from luma.preflight import PreflightReport, check_url
+from luma.preflight import PreflightReport, check_url_over
 
 from . import jobs
 from .feedback import ErrorView, describe_error
@@ -347,25 +346,10 @@ def read_tasks(task_ids: Iterable[str]) -> TaskBatch:
     return asyncio.run(run())
 
 
-class _Borrowed(httpx.BaseTransport):
-    """Lends a transport to a short-lived httpx.Client without letting it close the transport."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self._inner = inner
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        pass
-
-
 @st.cache_data(ttl=300, max_entries=64, show_spinner=False)
 def _preflight(url: str, fingerprint: str, seam: str, demo: bool, _transport: Any) -> PreflightReport:
-    http = httpx.Client(transport=_Borrowed(_transport) if _transport is not None else None)
-    with http:
-        # Private hosts are fine only for the in-process demo, whose file host is local.
-        return check_url(url, client=http, allow_private=demo)
+    # Private hosts are fine only for the in-process demo, whose file host is local.
+    return check_url_over(url, transport=_transport, allow_private=demo)
 
 
 def preflight_url(url: str) -> PreflightReport:

@@ -21,6 +21,7 @@ from luma.preflight import (
     check_file,
     check_url,
     check_url_async,
+    check_url_over,
     inspect_header,
 )
 
@@ -769,3 +770,22 @@ def test_inspect_never_raises_on_truncated_or_damaged_files(clips: Clips) -> Non
             info = inspect_header(bytes(damaged), total_size=len(damaged))
             check_file(bytes(damaged[:600]), size=len(damaged), file_name="x.mp4", tail=bytes(damaged[-900:]))
             assert info.duration_seconds is None or info.duration_seconds >= 0
+
+
+def test_check_url_over_borrows_a_transport_without_closing_it() -> None:
+    """The dashboard lends the emulator's transport for one check; it must stay usable after."""
+    closed: list[bool] = []
+
+    class Lent(httpx.MockTransport):
+        def close(self) -> None:
+            closed.append(True)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404)
+
+    lent = Lent(answer)
+    first = check_url_over("https://videos.example.com/a.mp4", transport=lent)
+    second = check_url_over("https://videos.example.com/a.mp4", transport=lent)
+    assert not first.ok and not second.ok
+    assert first.check("reachable").outcome is FAIL
+    assert closed == []
