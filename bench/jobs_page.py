@@ -18,6 +18,7 @@ the bytes tracemalloc sees allocated while building it (both per 1,000 tasks).
 
 from __future__ import annotations
 
+import logging
 import pickle
 import statistics
 import tempfile
@@ -85,6 +86,16 @@ def memory_per_1000(now: datetime) -> tuple[int, int]:
 
 
 def run(options: Options) -> Result:
+    # Bare-mode Streamlit (AppTest, caches cleared outside a script run) warns on every call;
+    # the warnings say nothing about the figure.
+    logging.disable(logging.WARNING)
+    try:
+        return _run(options)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _run(options: Options) -> Result:
     result = Result("jobs_page", "Jobs page rerun with many tasks in session state (AppTest, demo mode)")
     from streamlit.testing.v1 import AppTest
 
