@@ -244,7 +244,10 @@ def due_task_ids(
             due.append(item.task_id)
             continue
         waited = (now - item.attempted_at).total_seconds()
-        if waited >= _DUE_SLACK * task_interval(item, now, lo, hi):
+        # Measured against the interval in force at the last read, which is the pace the page
+        # timer was set to; the interval for the task's age *now* is one step longer whenever
+        # the schedule steps up, and a wake would then read nothing, doubling the real gap.
+        if waited >= _DUE_SLACK * task_interval(item, item.attempted_at, lo, hi):
             due.append(item.task_id)
     return due
 

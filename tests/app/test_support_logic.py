@@ -92,6 +92,18 @@ def test_due_task_ids_respects_each_tasks_interval():
     assert set(jobs.due_task_ids([fresh, old, done], much_later)) == {ID_A, ID_B}
 
 
+def test_a_task_is_due_when_the_timer_set_at_its_last_read_fires():
+    """The page timer runs at the pace chosen at the last read; a wake must read the task even
+    when the task's age has since moved it to a slower step (else every step-up wastes a wake and
+    doubles the gap before the user learns the task finished)."""
+    read_at = T0 - timedelta(seconds=2)
+    item = tracked(ID_A, status=TaskStatus.GENERATING, age=13.5, attempted_at=read_at)
+    pace_then = jobs.task_interval(item, read_at)
+    assert pace_then < jobs.task_interval(item, T0)  # the schedule stepped up meanwhile
+    assert (T0 - read_at).total_seconds() >= pace_then
+    assert jobs.due_task_ids([item], T0) == [ID_A]
+
+
 # --- applying reads --------------------------------------------------------------------------------
 
 
