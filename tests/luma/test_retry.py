@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from luma._retry import CreateLimiter, RetryPolicy, is_retryable_read, is_unsent, parse_retry_after
@@ -336,3 +337,60 @@ def test_shared_limiter_is_one_per_key_and_never_holds_the_key() -> None:
 def test_limiter_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         CreateLimiter(**kwargs)  # type: ignore[arg-type]
+
+
+# --- held slots: a create's window starts when its answer is back ----------------------------------
+
+
+def _held_limiter(clock: FakeClock, limit: int = 1) -> CreateLimiter:
+    return CreateLimiter(limit, 10.0, clock=clock, sleep=clock.sleep, async_sleep=clock.async_sleep)
+
+
+def test_held_slot_window_starts_when_the_answer_arrives(fake_clock: FakeClock) -> None:
+    limiter = _held_limiter(fake_clock)
+    slot = limiter.hold()
+    fake_clock.now += 4.0  # the provider takes 4 s to answer; it counted the create on arrival
+    slot.release()
+    assert limiter.wait_time() == pytest.approx(10.0)  # not 6: the window runs from the answer
+    fake_clock.now += 9.9
+    assert limiter.wait_time() > 0
+    fake_clock.now += 0.1
+    assert limiter.wait_time() == 0.0
+
+
+def test_in_flight_slot_blocks_the_next_create_until_released(fake_clock: FakeClock) -> None:
+    limiter = _held_limiter(fake_clock)
+    limiter.hold()
+    # The in-flight create's window has not started, so the wait is bounded by a whole window.
+    assert limiter.wait_time() == pytest.approx(10.0)
+
+
+def test_unsent_slot_is_given_back(fake_clock: FakeClock) -> None:
+    limiter = _held_limiter(fake_clock)
+    slot = limiter.hold()
+    slot.release(sent=False)
+    assert limiter.wait_time() == 0.0
+    slot.release(sent=False)  # twice changes nothing
+    assert limiter.wait_time() == 0.0
+
+
+def test_a_slow_create_pushes_the_next_one_a_full_window_past_its_answer(fake_clock: FakeClock) -> None:
+    """The soak's bug: stamping at send let a create through that the provider refused with 429."""
+    from luma import LumaClient
+    from luma._constants import PATH_CREATE
+
+    from .conftest import TASK_ID, MockApi
+
+    api = MockApi(fake_clock)
+
+    def slow_create(request: httpx.Request) -> httpx.Response:
+        fake_clock.now += 3.0
+        return MockApi.ok({"taskId": TASK_ID})(request)
+
+    api.on(PATH_CREATE, slow_create)
+    limiter = _held_limiter(fake_clock)
+    with LumaClient("k", transport=api.transport(), create_limiter=limiter) as client:
+        client.create_task("p", "https://example.com/video.mp4")
+        client.create_task("p", "https://example.com/video.mp4")
+    first_answer = api.times[0] + 3.0
+    assert api.times[1] >= first_answer + 10.0
