@@ -285,7 +285,11 @@ def _close_emulator(em: Emulator) -> None:
 def _emulator(data_dir: str | None, options: tuple[tuple[str, Any], ...]) -> Emulator:
     config = EmulatorConfig(data_dir=Path(data_dir) if data_dir else None, **dict(options))
     _LOG.info("Starting the demo emulator (data dir: %s).", data_dir or "temporary")
-    return Emulator(config)
+    em = Emulator(config)
+    # Generate the sample clips in the background now, so the first visitor's preview and
+    # first task do not wait seconds for their clip.
+    em.prepare_samples()
+    return em
 
 
 def emulator() -> Emulator | None:
