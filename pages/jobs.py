@@ -370,7 +370,23 @@ def draw_list() -> None:
     )
     ordered = sorted(items, key=lambda i: i.added_at, reverse=True)
     shown = [i for i in ordered if not chosen or i.status_label in chosen]
-    frame = jobs.tasks_frame(shown, now())
+    # Demo file URLs are served inside this process, not to the browser: show names, play below.
+    frame = jobs.tasks_frame(shown, now(), links=not settings.demo)
+    if settings.demo:
+        file_column = {"help": "Select the row to play it", "width": "small"}
+        link_columns = {
+            "source": st.column_config.TextColumn("Input", **file_column),
+            "result": st.column_config.TextColumn("Result", **file_column),
+        }
+    else:
+        link_columns = {
+            "source": st.column_config.LinkColumn(
+                "Input", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)", width="small"
+            ),
+            "result": st.column_config.LinkColumn(
+                "Result", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)", width="small"
+            ),
+        }
     timezone_name = st.context.timezone or "UTC"
     event = st.dataframe(
         frame,
@@ -391,12 +407,7 @@ def draw_list() -> None:
                 "Completed", format="D MMM, HH:mm:ss", timezone=timezone_name
             ),
             "duration": st.column_config.NumberColumn("Duration", format="compact", width="small"),
-            "source": st.column_config.LinkColumn(
-                "Input", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)", width="small"
-            ),
-            "result": st.column_config.LinkColumn(
-                "Result", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)", width="small"
-            ),
+            **link_columns,
             "error": st.column_config.TextColumn("Error", width="medium"),
         },
     )

@@ -329,9 +329,18 @@ def _source_url(item: TrackedTask) -> str | None:
     return item.task.origin_url if item.task is not None else None
 
 
-def tasks_frame(items: Iterable[TrackedTask], now: datetime) -> pd.DataFrame:
-    """One row per task with readable values, for ``st.dataframe`` (columns: FRAME_COLUMNS)."""
+def _file_name(url: str | None) -> str | None:
+    return url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or None if url else None
+
+
+def tasks_frame(items: Iterable[TrackedTask], now: datetime, *, links: bool = True) -> pd.DataFrame:
+    """One row per task with readable values, for ``st.dataframe`` (columns: FRAME_COLUMNS).
+
+    ``links=False`` shows the source and result as file names instead of URLs: the demo's file
+    URLs live inside the server process and would be dead links in the browser.
+    """
     rows: list[dict[str, Any]] = []
+    shown = (lambda url: url) if links else _file_name
     for item in items:
         request = item.shown_request
         completed = item.task.completed_at if item.task is not None else None
@@ -348,8 +357,8 @@ def tasks_frame(items: Iterable[TrackedTask], now: datetime) -> pd.DataFrame:
                 "submitted": item.submitted_at,
                 "completed": completed,
                 "duration": duration.total_seconds() if duration is not None else None,
-                "source": _source_url(item),
-                "result": item.task.result_url if item.task is not None else None,
+                "source": shown(_source_url(item)),
+                "result": shown(item.task.result_url if item.task is not None else None),
                 "error": _error_text(item),
             }
         )

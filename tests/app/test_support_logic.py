@@ -161,6 +161,16 @@ def test_tasks_frame_has_readable_columns():
     assert str(frame["submitted"].dtype).startswith("datetime64")
 
 
+def test_tasks_frame_without_links_shows_file_names():
+    """Demo file URLs are dead links in the browser: the table shows their names instead."""
+    request = TaskRequest(prompt="p", video_url="http://luma-emulator.local/files/samples/rolling-hills.mp4")
+    ok = Task(task_id=ID_A, status=TaskStatus.SUCCESS, result_urls=("http://luma-emulator.local/files/results/x.mp4?t=1",))
+    frame = jobs.tasks_frame([jobs.TrackedTask(ID_A, added_at=T0, request=request, task=ok)], T0, links=False)
+    assert frame.loc[0, "source"] == "rolling-hills.mp4"
+    assert frame.loc[0, "result"] == "x.mp4"
+    assert not frame.astype(str).apply(lambda col: col.str.contains("luma-emulator.local")).any().any()
+
+
 def test_tasks_frame_empty_keeps_columns():
     frame = jobs.tasks_frame([], T0)
     assert list(frame.columns) == list(jobs.FRAME_COLUMNS) and frame.empty
