@@ -58,6 +58,7 @@ from ._constants import (
     USER_AGENT,
 )
 from ._retry import CreateLimiter, RetryPolicy, is_retryable_read, is_unsent, parse_retry_after
+from ._transport import AsyncBorrowedTransport, BorrowedTransport
 from .errors import (
     APIError,
     ConfigurationError,
@@ -523,32 +524,6 @@ class _BearerAuth(httpx.Auth):
         return "_BearerAuth(<hidden>)"
 
 
-class _BorrowedTransport(httpx.BaseTransport):
-    """Delegates to a caller's transport without closing it (the caller may share it)."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self._inner = inner
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        pass
-
-
-class _AsyncBorrowedTransport(httpx.AsyncBaseTransport):
-    """The async twin of :class:`_BorrowedTransport`."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        pass
-
-
 def _timeouts(timeout: float | httpx.Timeout | None) -> tuple[httpx.Timeout, httpx.Timeout]:
     """The timeout for ordinary calls, and a longer one for uploads."""
     if timeout is None:
@@ -833,7 +808,7 @@ class LumaClient(_Core):
             raise ConfigurationError("transport must be an httpx.BaseTransport (sync).")
         self.transport = transport
         self._http = httpx.Client(
-            transport=_BorrowedTransport(transport) if transport is not None else None,
+            transport=BorrowedTransport(transport) if transport is not None else None,
             auth=self._auth,
             headers=self._headers,
             timeout=self._timeout,
@@ -993,7 +968,7 @@ class AsyncLumaClient(_Core):
             raise ConfigurationError("transport must be an httpx.AsyncBaseTransport (async).")
         self.transport = transport
         self._http = httpx.AsyncClient(
-            transport=_AsyncBorrowedTransport(transport) if transport is not None else None,
+            transport=AsyncBorrowedTransport(transport) if transport is not None else None,
             auth=self._auth,
             headers=self._headers,
             timeout=self._timeout,

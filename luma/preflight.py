@@ -34,6 +34,7 @@ from pathlib import PurePosixPath
 import httpx
 
 from ._constants import MAX_VIDEO_BYTES, MAX_VIDEO_SECONDS, VIDEO_CONTAINERS
+from ._transport import BorrowedTransport
 
 __all__ = [
     "DEFAULT_HEADER_BYTES",
@@ -1377,19 +1378,6 @@ def check_url(
         return done.value  # type: ignore[no-any-return]
 
 
-class _Borrowed(httpx.BaseTransport):
-    """Lends a transport to a short-lived client without letting the client close it."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self._inner = inner
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        pass
-
-
 def check_url_over(
     url: str, *, transport: httpx.BaseTransport | None, allow_private: bool = False
 ) -> PreflightReport:
@@ -1398,7 +1386,7 @@ def check_url_over(
     ``None`` means the real network. The transport is left open, so the emulator's can be
     lent for one check; callers need not import httpx.
     """
-    borrowed = _Borrowed(transport) if transport is not None else None
+    borrowed = BorrowedTransport(transport) if transport is not None else None
     with httpx.Client(transport=borrowed) as http:
         return check_url(url, client=http, allow_private=allow_private)
 
