@@ -170,15 +170,20 @@ def _float(value: Any, default: float) -> float:
     return number if number > 0 else default
 
 
+# Every visitor of a hosted demo shares the one demo account: the emulator's default 1,000
+# credits (100 tasks) would leave the demo stuck on "out of credits" within a busy day.
+_DEMO_DEFAULTS: dict[str, Any] = {"credits": 100_000}
+
+
 def _demo_options() -> tuple[tuple[str, Any], ...]:
     table = secrets_table().get("demo")
-    if not isinstance(table, dict):
-        return ()
+    table = table if isinstance(table, dict) else {}
     known = {f.name for f in dataclasses.fields(EmulatorConfig)} - {"data_dir"}
     unknown = sorted(set(table) - known - {"data_dir"})
     if unknown:
         _LOG.warning("Ignoring unknown [demo] options: %s", ", ".join(unknown))
-    return tuple(sorted((k, v) for k, v in table.items() if k in known))
+    options = {**_DEMO_DEFAULTS, **{k: v for k, v in table.items() if k in known}}
+    return tuple(sorted(options.items()))
 
 
 def settings() -> Settings:

@@ -18,8 +18,15 @@ def test_demo_mode_is_the_default_and_says_so(hermetic):
     sidebar = page_text_of(at.sidebar)
     assert "Demo mode" in sidebar
     assert "built-in emulator" in sidebar
-    assert at.sidebar.metric[0].value == "1,000"
+    assert at.sidebar.metric[0].value == "100,000"
     assert at.text_area(key="submit_prompt") is not None, "the Submit page is the default page"
+
+
+def test_demo_credits_follow_the_demo_secrets(hermetic):
+    """The shared demo account starts large by default; [demo] credits still sets it."""
+    at = make_app({"demo": {"credits": 50}}).run()
+    assert not at.exception
+    assert at.sidebar.metric[0].value == "50"
 
 
 def test_live_mode_names_the_host_and_never_shows_the_key(seam, live_backend):
@@ -73,7 +80,7 @@ def test_right_password_opens_the_app():
     assert not at.exception
     assert at.session_state[runtime.ACCESS_GRANTED] is True
     assert at.text_area(key="submit_prompt") is not None
-    assert at.sidebar.metric[0].value == "1,000"
+    assert at.sidebar.metric[0].value == "100,000"
     assert "open sesame" not in page_text(at)
 
 

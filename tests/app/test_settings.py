@@ -61,7 +61,7 @@ def test_test_connection_reports_credits_or_the_error(seam):
     traffic = seam()
     at = settings_app()
     at.button(key="settings_test").click().run()
-    assert any("Connected to the built-in emulator. 1,000 credits left." in a for a in alerts(at))
+    assert any("Connected to the built-in emulator. 100,000 credits left." in a for a in alerts(at))
     traffic.routes[("GET", "/api/v1/chat/credit")] = envelope(401)
     at.button(key="settings_test").click().run()
     assert not at.exception
