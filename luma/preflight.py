@@ -1151,8 +1151,12 @@ def _url_flow(
             _check(
                 "reachable",
                 Outcome.PASS,
-                f"{host} answered{via}. This shows it is reachable from here; the provider must reach it "
-                "from the internet as well.",
+                f"{host} answered{via}."
+                # A local host is allowed only for the in-process demo, where the "provider" is here.
+                + ("" if allow_private and _private_reason(host) else (
+                    " This shows it is reachable from here; the provider must reach it from the "
+                    "internet as well."
+                )),
             )
         )
     elif got_ok:

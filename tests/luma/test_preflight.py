@@ -789,3 +789,15 @@ def test_check_url_over_borrows_a_transport_without_closing_it() -> None:
     assert not first.ok and not second.ok
     assert first.check("reachable").outcome is FAIL
     assert closed == []
+
+
+def test_allowed_local_host_is_not_told_to_be_reachable_from_the_internet() -> None:
+    """The demo's emulator host is local on purpose; the public-reachability caveat is for real hosts."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "video/mp4", "content-length": "10"})
+
+    local = check_url_over("http://luma-emulator.local/files/a.mp4", transport=httpx.MockTransport(answer), allow_private=True)
+    public = check_url_over("https://videos.example.com/a.mp4", transport=httpx.MockTransport(answer))
+    assert local.check("reachable").outcome is PASS and "internet" not in local.check("reachable").detail
+    assert public.check("reachable").outcome is PASS and "internet" in public.check("reachable").detail
