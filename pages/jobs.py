@@ -129,7 +129,9 @@ def details(item: jobs.TrackedTask) -> None:
             st.table(
                 {
                     "Prompt": request.prompt or "—",
-                    "Video URL": request.video_url or "—",
+                    # Demo file URLs only resolve inside this process: name the file instead.
+                    "Video URL": (jobs.file_name(request.video_url) if settings.demo else request.video_url)
+                    or "—",
                     "Callback URL": request.callback_url or "—",
                     "Watermark": request.watermark or "—",
                 },

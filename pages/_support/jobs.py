@@ -329,7 +329,8 @@ def _source_url(item: TrackedTask) -> str | None:
     return item.task.origin_url if item.task is not None else None
 
 
-def _file_name(url: str | None) -> str | None:
+def file_name(url: str | None) -> str | None:
+    """The last path segment of a URL (without its query), e.g. for showing demo files."""
     return url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or None if url else None
 
 
@@ -340,7 +341,7 @@ def tasks_frame(items: Iterable[TrackedTask], now: datetime, *, links: bool = Tr
     URLs live inside the server process and would be dead links in the browser.
     """
     rows: list[dict[str, Any]] = []
-    shown = (lambda url: url) if links else _file_name
+    shown = (lambda url: url) if links else file_name
     for item in items:
         request = item.shown_request
         completed = item.task.completed_at if item.task is not None else None

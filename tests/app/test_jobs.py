@@ -141,6 +141,9 @@ def test_details_show_players_request_download_and_run_again():
     assert at.get("video")[0].proto.url.startswith("/mock/media"), "demo mode sends bytes, not emulator URLs"
     assert any(c.value == task_id for c in at.code)
     assert at.get("table"), "the echoed request"
+    shown = str(at.get("table")[0].proto)
+    assert "luma-emulator.local" not in shown, "demo file URLs would be dead links in the browser"
+    assert ".mp4" in shown, "the input is named by its file"
     assert at.get_by_key("jobs_download") is not None
     at.button(key="jobs_run_again").click().run()
     assert not at.exception
