@@ -1,51 +1,108 @@
-"""The demo in a real browser: submit a sample clip, follow it on Jobs, watch both videos.
+"""The demo in a real browser: submit a sample clip, follow it on Jobs, watch both videos; and one
+task per click, counted at the emulator.
 
 Each test opens its own browser context, so it is its own Streamlit session.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import Dashboard
+from .conftest import SETTLED_JS, VIEWPORT, Dashboard
 
 pytestmark = pytest.mark.e2e
 
 TASK_ID = re.compile(r"^[0-9a-f]{32}$")
 
-SETTLED = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  return app && app.getAttribute('data-test-script-state') === 'notRunning'
-             && app.getAttribute('data-test-connection-state') === 'CONNECTED';
-}"""
+# The grid draws on a canvas; glide-data-grid keeps an accessible copy of its cells in hidden
+# <tr role=row>/<td role=gridcell> elements. Column order is the page's column_order.
+GRID_ROWS_JS = """() => [...document.querySelectorAll('.st-key-jobs_table [role=row]')]
+  .map(row => [...row.querySelectorAll('[role=gridcell]')].map(cell => cell.textContent))
+  .filter(cells => cells.length > 0)"""
 
-VIDEOS_PLAYABLE = """() => {
+VIDEOS_PLAYABLE_JS = """() => {
   const videos = [...document.querySelectorAll('.st-key-jobs_details video')];
-  return videos.length === 2 && videos.every(v => v.readyState >= 1 && v.duration > 0 && v.currentSrc);
+  return videos.length === 2 && videos.every(v => v.readyState >= 1 && v.duration > 0 && !!v.currentSrc);
 }"""
 
 
 def settle(page: Any, timeout: float = 60_000) -> None:
-    """Wait until no script run is in progress (on top of waiting for what the test expects)."""
-    page.wait_for_function(SETTLED, timeout=timeout)
+    """Wait until no script run is in progress and the page is connected."""
+    page.wait_for_function(SETTLED_JS, timeout=timeout)
+
+
+# Every video on the page shows a frame (readyState 2+), so no loading spinner is in a screenshot.
+FRAMES_SHOWN_JS = """() => [...document.querySelectorAll('video')]
+  .every(v => v.readyState >= 2 && !v.seeking)"""
+
+
+def wait_for_still_videos(page: Any, timeout: float = 10.0) -> None:
+    """Wait until every video looks the same in two shots in a row: Chromium draws a spinning
+    loading arc over a video for a moment after it has loaded, which must not be in a screenshot."""
+    videos = page.locator("video")
+    previous: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shots = [videos.nth(i).screenshot(animations="disabled") for i in range(videos.count())]
+        if shots == previous:
+            return
+        previous = shots
+        page.wait_for_timeout(250)
+    warnings.warn("the videos kept changing; the screenshot may show a loading spinner", stacklevel=2)
+
+
+def full_page_screenshot(page: Any, path: Path) -> None:
+    """A full-page shot at 1400 px wide. Streamlit scrolls inside its main section, not the
+    document, so the window is made as tall as that content for the shot, then put back."""
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
+    try:
+        settle(page)
+        page.wait_for_function(FRAMES_SHOWN_JS, timeout=30_000)
+        wait_for_still_videos(page)
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(dict(VIEWPORT))
 
 
 def open_submit_with_prompt(page: Any, dashboard: Dashboard, prompt: str) -> None:
+    """Open Submit, keep the demo's sample-clip source, type a prompt and let the video check run."""
     page.goto(dashboard.url)
+    page.wait_for_selector('[data-testid="stApp"]')
     box = page.locator(".st-key-submit_prompt textarea")
     box.wait_for()
     settle(page)
+    sample = page.locator(".st-key-submit_source").get_by_role("radio", name="Sample clip")
+    if sample.get_attribute("aria-checked") != "true":
+        sample.click()
+        settle(page)
+    expect(page.locator(".st-key-submit_sample")).to_contain_text("Sample clip")
     box.fill(prompt)
     box.press("Tab")  # a text area sends its value when it loses focus
-    # Demo mode starts on a sample clip; the video check runs as soon as there is a video.
-    page.get_by_text("passed every check").wait_for(timeout=60_000)
+    # The video check runs on its own as soon as a video is chosen; nothing is sent before it passes.
+    expect(page.get_by_text("The video passed every check.")).to_be_visible(timeout=60_000)
     settle(page)
+    expect(page.get_by_text("Add a prompt to start a task.")).to_have_count(0)
+
+
+def start_button(page: Any) -> Any:
+    return page.locator(".st-key-submit_button").get_by_role("button", name="Start task")
+
+
+def shown_task_id(page: Any) -> str:
+    """The task id in the "Submitted" box of the Submit page."""
+    result = page.locator(".st-key-submit_result")
+    result.wait_for(timeout=60_000)
+    return result.locator("code").first.inner_text().strip()
 
 
 def metric(page: Any, label: str) -> Any:
@@ -53,9 +110,26 @@ def metric(page: Any, label: str) -> Any:
     return card.locator('[data-testid="stMetricValue"]')
 
 
-def wait_for_creates(dashboard: Dashboard, expected: int, grace: float = 3.0) -> int:
-    """The emulator's create count once it reaches ``expected``, watched a little longer so that a
-    late duplicate would be seen too."""
+def grid_row(page: Any, task_id: str) -> list[str] | None:
+    """The table's row for this task (Status, Prompt, Submitted, ..., Task id), or None."""
+    rows = page.evaluate(GRID_ROWS_JS)
+    return next((row for row in rows if row and row[-1] == task_id), None)
+
+
+def wait_for_status(page: Any, task_id: str, wanted: set[str], timeout: float) -> list[str]:
+    """Poll the table (never touching the page) until the task's row shows one of these statuses."""
+    deadline = time.monotonic() + timeout
+    row = grid_row(page, task_id)
+    while (row is None or row[0] not in wanted) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        row = grid_row(page, task_id)
+    assert row is not None and row[0] in wanted, f"task {task_id}: expected {wanted}, table shows {row}"
+    return row
+
+
+def creates_after_settling(dashboard: Dashboard, expected: int, grace: float = 1.5) -> int:
+    """The emulator's create count once it reaches ``expected`` (or 30 s pass), watched a little
+    longer so that a late duplicate would be counted too."""
     deadline = time.monotonic() + 30
     while dashboard.creates() < expected and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -63,64 +137,102 @@ def wait_for_creates(dashboard: Dashboard, expected: int, grace: float = 3.0) ->
     return dashboard.creates()
 
 
-def test_sample_clip_becomes_a_watched_result(page: Any, dashboard: Dashboard, screenshots: Path) -> None:
-    open_submit_with_prompt(page, dashboard, "turn the scene into a neon night")
-    page.screenshot(path=str(screenshots / "submit.png"), full_page=True)
+def test_sample_clip_is_followed_to_a_playable_result(page: Any, dashboard: Dashboard, screenshots: Path) -> None:
+    prompt = "turn the scene into a neon night"
+    open_submit_with_prompt(page, dashboard, prompt)
+    # The sample's own preview plays on Submit too.
+    page.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.readyState >= 1 && v.duration > 0)")
+    full_page_screenshot(page, screenshots / "submit.png")
     before = dashboard.creates()
 
-    page.get_by_role("button", name="Start task").click()
-    result = page.locator(".st-key-submit_result")
-    result.wait_for(timeout=60_000)
-    task_id = result.locator("code").first.inner_text().strip()
+    start_button(page).click()
+    task_id = shown_task_id(page)
     assert TASK_ID.match(task_id), task_id
-    assert wait_for_creates(dashboard, before + 1, grace=0.5) == before + 1
+    expect(page.locator('[data-testid="stToast"]')).to_contain_text(f"Task {task_id} created.")
+    assert creates_after_settling(dashboard, before + 1, grace=0) == before + 1
+    logged = json.loads(dashboard.create_lines()[-1])
+    assert (logged["taskId"], logged["prompt"]) == (task_id, prompt)
 
-    result.get_by_role("link", name="Open the Jobs page").click()
-    page.locator(".st-key-jobs_table").wait_for()
-    assert metric(page, "Tasks").inner_text() == "1"
-    # No reload and no "Refresh now": the page's own timer must bring the success.
-    page.get_by_text("automatic refresh has stopped").wait_for(timeout=90_000)
-    assert metric(page, "Succeeded").inner_text() == "1"
-    assert metric(page, "Generating").inner_text() == "0"
+    # From here on the page is never reloaded and nothing is clicked until the task is final:
+    # a marker on the window would not survive a reload.
+    page.evaluate("() => { window.__e2eNoReload = true; }")
+    page.locator(".st-key-submit_result").get_by_role("link", name="Open the Jobs page").click()
+    page.wait_for_url(re.compile(r"/jobs\?"))
+    page.locator(".st-key-jobs_table [role=gridcell]").first.wait_for(state="attached")
+    first = wait_for_status(page, task_id, {"Generating"}, timeout=10)
+    assert first[1] == prompt
+    expect(metric(page, "Generating")).to_have_text("1")
+    expect(page.get_by_text("Unfinished tasks refresh automatically", exact=False)).to_be_visible()
+
+    # The page's own timer must bring the success.
+    done = wait_for_status(page, task_id, {"Succeeded"}, timeout=60)
+    assert done[4] == f"{task_id}.mp4", done  # the result column names the result file
+    expect(page.get_by_text("Every task is final: automatic refresh has stopped.")).to_be_visible()
+    expect(metric(page, "Succeeded")).to_have_text("1")
+    expect(metric(page, "Generating")).to_have_text("0")
+    assert page.evaluate("() => window.__e2eNoReload === true"), "the page was reloaded"
     assert task_id in page.url  # the list is mirrored into the address
 
-    # Select the only row: the grid draws on a canvas, so click its selection cell.
+    # Select the row: click its selection cell (first column) in the canvas, below the header.
+    settle(page)
     grid = page.locator(".st-key-jobs_table [data-testid='stDataFrame']")
     box = grid.bounding_box()
     assert box is not None
-    page.mouse.click(box["x"] + 16, box["y"] + 53)
+    page.mouse.click(box["x"] + 16, box["y"] + 35 + 18)
     details = page.locator(".st-key-jobs_details")
     expect(details).to_contain_text(task_id, timeout=30_000)
+    expect(details.get_by_text("Succeeded", exact=True)).to_be_visible()
 
-    page.wait_for_function(VIDEOS_PLAYABLE, timeout=60_000)
-    sources = page.eval_on_selector_all(".st-key-jobs_details video", "vs => vs.map(v => v.currentSrc)")
-    assert len(set(sources)) == 2, "the source and the result must be different videos"
+    page.wait_for_function(VIDEOS_PLAYABLE_JS, timeout=60_000)
+    videos = page.eval_on_selector_all(
+        ".st-key-jobs_details video", "vs => vs.map(v => ({src: v.currentSrc, duration: v.duration}))"
+    )
+    sources = [v["src"] for v in videos]
+    assert len(set(sources)) == 2, f"the input and the result must be two different videos: {sources}"
     for src in sources:
-        status = page.evaluate(
-            "async src => (await fetch(src, {headers: {Range: 'bytes=0-1023'}})).status", src
-        )
+        status = page.evaluate("async src => (await fetch(src, {headers: {Range: 'bytes=0-1023'}})).status", src)
         assert status in (200, 206), (src, status)
-    durations = page.eval_on_selector_all(".st-key-jobs_details video", "vs => vs.map(v => v.duration)")
-    assert all(1.0 <= d <= 3.0 for d in durations), durations  # the 2 s sample, and its result
+    durations = [v["duration"] for v in videos]
+    assert all(1.5 <= d <= 2.5 for d in durations), durations  # the 2 s sample, and its result
+
     settle(page)
-    # Streamlit scrolls inside its own container, so a full-page shot needs a tall window.
-    page.set_viewport_size({"width": 1400, "height": 1900})
-    page.wait_for_function(VIDEOS_PLAYABLE)
-    settle(page)
-    page.screenshot(path=str(screenshots / "jobs.png"), full_page=True)
+    page.wait_for_function(VIDEOS_PLAYABLE_JS)
+    full_page_screenshot(page, screenshots / "jobs.png")
+    expect(details.locator("video")).to_have_count(2)
 
 
-def test_double_click_on_start_creates_exactly_one_task(page: Any, dashboard: Dashboard) -> None:
+def test_one_click_one_task_even_when_clicked_twice(page: Any, dashboard: Dashboard) -> None:
     open_submit_with_prompt(page, dashboard, "make it a snowy winter evening")
     before = dashboard.creates()
 
-    page.get_by_role("button", name="Start task").dblclick()
-    page.locator(".st-key-submit_result").wait_for(timeout=60_000)
+    # A double click on Start task: exactly one create reaches the emulator.
+    start_button(page).dblclick()
+    first = shown_task_id(page)
     settle(page)
-    assert wait_for_creates(dashboard, before + 1) == before + 1
+    assert creates_after_settling(dashboard, before + 1) == before + 1
+    assert json.loads(dashboard.create_lines()[-1])["taskId"] == first
+
+    # New inputs, typed and not yet sent (the first click also commits the text), then two fast
+    # clicks with no wait between them: again exactly one create.
+    page.locator(".st-key-submit_prompt textarea").fill("restyle as a watercolour painting")
+    button = start_button(page).bounding_box()
+    assert button is not None
+    x, y = button["x"] + button["width"] / 2, button["y"] + button["height"] / 2
+    page.mouse.click(x, y)
+    page.mouse.click(x, y)
+    expect(page.locator(".st-key-submit_result code")).not_to_have_text(first, timeout=60_000)
+    second = shown_task_id(page)
+    settle(page)
+    assert creates_after_settling(dashboard, before + 2) == before + 2
+    assert TASK_ID.match(second) and second != first
+    logged = json.loads(dashboard.create_lines()[-1])
+    assert (logged["taskId"], logged["prompt"]) == (second, "restyle as a watercolour painting")
 
     # Clicking again with the same inputs says so and sends nothing.
-    page.get_by_role("button", name="Start task").click()
-    page.get_by_text("Already submitted as task").wait_for(timeout=30_000)
+    start_button(page).click()
+    expect(page.get_by_text(f"Already submitted as task {second}")).to_be_visible(timeout=30_000)
     settle(page)
-    assert wait_for_creates(dashboard, before + 1, grace=1.0) == before + 1
+    assert creates_after_settling(dashboard, before + 2, grace=1.0) == before + 2
+    # Both tasks, and only they, are on this session's list (mirrored into the address).
+    listed = ",".join(parse_qs(urlsplit(page.url).query).get("tasks", [])).split(",")
+    assert sorted(listed) == sorted([first, second]), page.url
