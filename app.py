@@ -18,7 +18,8 @@ from pages._support.feedback import describe_error, last_resort, show_error
 
 st.set_page_config(
     page_title="Luma video studio",
-    page_icon=":material/movie_edit:",
+    # An emoji is drawn locally; a :material/...: favicon is fetched from Google Fonts on every visit.
+    page_icon="🎬",
     layout="wide",
     initial_sidebar_state="expanded",
 )

@@ -396,7 +396,7 @@ def draw_list() -> None:
         on_select="rerun",
         selection_mode="single-row",
         hide_index=True,
-        column_order=("status", "prompt", "submitted", "duration", "result", "source", "error", "completed", "task_id"),
+        column_order=("status", "prompt", "submitted", "completed", "duration", "result", "source", "error", "task_id"),
         alt="Modification tasks with their status, prompt, times and links",
         column_config={
             "task_id": st.column_config.TextColumn("Task id", width="medium"),

@@ -369,7 +369,8 @@ def tasks_frame(items: Iterable[TrackedTask], now: datetime, *, links: bool = Tr
     frame["prompt"] = frame["prompt"].astype("string")
     frame["source"] = frame["source"].astype("string")
     frame["result"] = frame["result"].astype("string")
-    frame["error"] = frame["error"].astype("string")
+    # Empty, not a grey "None", for tasks without an error.
+    frame["error"] = frame["error"].astype("string").fillna("")
     frame["submitted"] = pd.to_datetime(frame["submitted"], utc=True)
     frame["completed"] = pd.to_datetime(frame["completed"], utc=True)
     frame["duration"] = pd.to_timedelta(pd.to_numeric(frame["duration"]), unit="s")

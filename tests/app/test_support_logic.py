@@ -156,6 +156,7 @@ def test_tasks_frame_has_readable_columns():
     assert frame.loc[0, "source"] == "https://h/in.mp4"
     assert "501: boom" in frame.loc[1, "error"]
     assert "Last refresh failed" in frame.loc[2, "error"]
+    assert frame.loc[0, "error"] == "", "a task without an error shows nothing, not None"
     assert pd.isna(frame.loc[2, "duration"]), "a task never read has no duration"
     assert frame.loc[3, "duration"].total_seconds() == 5.0, "running tasks show whole seconds so far"
     assert str(frame["submitted"].dtype).startswith("datetime64")
