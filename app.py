@@ -56,6 +56,7 @@ target = st.session_state.pop(runtime.DEEP_LINK, None)
 if target in PAGES and PAGES[target].title != page.title:
     st.switch_page(PAGES[target], query_params=st.query_params.to_dict())
 
+runtime.start_session()
 runtime.restore_from_url()
 runtime.mirror_to_url()
 

@@ -33,6 +33,7 @@ if prefill:
     for widget_key, value in prefill.items():
         state[widget_key] = value
     # A deliberate re-run of the same inputs is a new submission, not a duplicate click.
+    runtime.new_submission()
     state[runtime.SUBMIT_REQUEST] = None
     state["submit_notice"] = None
 if state.get("submit_source") not in sources:
@@ -91,6 +92,8 @@ def record_click() -> None:
         confirmed_resend=bool(state.get("submit_confirm_resend")),
     )
     if decision.record:
+        if state.get("submit_confirm_resend"):
+            runtime.new_submission()  # the user checked and asked to send these inputs again
         state[runtime.SUBMIT_REQUEST] = SubmitRequest(inputs)
         state["submit_notice"] = None
     else:
@@ -99,12 +102,17 @@ def record_click() -> None:
 
 def start_new() -> None:
     """Forget the last submission so the same inputs may be sent again, deliberately."""
+    runtime.new_submission()
     state[runtime.SUBMIT_REQUEST] = None
     state["submit_notice"] = None
 
 
 def recheck() -> None:
     runtime.forget_preflight()
+
+
+class _OtherAttemptUnsettled(Exception):
+    """Another run of this session sent the same inputs and got no task id back."""
 
 
 def act_on_request() -> None:
@@ -134,21 +142,35 @@ def act_on_request() -> None:
         # From here to the stored task id there is no Streamlit call, so a second click's rerun
         # cannot interrupt between the provider's answer and our record of it.
         request.state = "sending"
+        fingerprint = request.fingerprint
+        # The claim, not session state, is what makes a double click send once (see runtime).
+        mine, existing = runtime.claim_create(fingerprint)
         try:
-            task_id = client.create_task(
-                inputs.prompt,
-                inputs.video_url,
-                callback_url=inputs.callback_url,
-                watermark=inputs.watermark,
-            )
+            if not mine:
+                if existing is None:
+                    # The other run's create got no usable answer or failed: do not guess.
+                    raise _OtherAttemptUnsettled
+                task_id = existing
+            else:
+                task_id = client.create_task(
+                    inputs.prompt,
+                    inputs.video_url,
+                    callback_url=inputs.callback_url,
+                    watermark=inputs.watermark,
+                )
+                runtime.settle_create(fingerprint, task_id, keep=True)
+        except _OtherAttemptUnsettled:
+            request.state, request.error = "unknown", None
         except LumaError as err:
             # Sent but no readable answer: the provider may have created (and charged) the task.
             maybe_created = isinstance(err, MalformedResponseError) or (
                 isinstance(err, TransportError) and err.request_sent
             )
+            runtime.settle_create(fingerprint, None, keep=maybe_created)
             request.state, request.error = ("unknown" if maybe_created else "failed"), err
         except Exception:  # noqa: BLE001 - the create may have happened: say so, never crash
             _LOG.exception("Unexpected failure while creating a task")
+            runtime.settle_create(fingerprint, None, keep=True)
             request.state, request.error = "unknown", None
         else:
             request.task_id, request.state = task_id, "done"

@@ -34,6 +34,8 @@ import logging
 import os
 import re
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -268,6 +270,8 @@ def reset() -> None:
     set_test_seam(None)
     st.cache_resource.clear()
     st.cache_data.clear()
+    with _CLAIMS_LOCK:
+        _CLAIMS.clear()
 
 
 def _seam_token() -> str:
@@ -511,3 +515,81 @@ def page_guard(page_path: str) -> None:
         return
     st.session_state[DEEP_LINK] = page_path
     st.switch_page("app.py", query_params=st.query_params.to_dict())
+
+
+# --- one create per submission, whatever happens to session state -----------------------------------
+#
+# Session state is not enough to stop a double create: with fast reruns, a click that interrupts
+# a run can start the next run before the interrupted run's writes are seen, and the browser
+# test caught two creates 0.1 s apart from one double click. So the create itself is claimed
+# here, in process memory under a lock, per browser session and submission: the first run to
+# claim sends; any other run waits for that answer and reuses its task id.
+
+SUBMIT_GENERATION = "submit_generation"
+SUBMIT_SESSION = "submit_session_token"
+_CLAIM_WAIT_SECONDS = 120.0
+_CLAIM_KEEP_SECONDS = 6 * 3600.0
+
+
+@dataclass
+class _Claim:
+    at: float
+    task_id: str | None = None
+    settled: threading.Event = field(default_factory=threading.Event)
+
+
+_CLAIMS: dict[tuple[str, int, str], _Claim] = {}
+_CLAIMS_LOCK = threading.Lock()
+
+
+def _claim_key(fingerprint: str) -> tuple[str, int, str]:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    # A random token too: session ids can repeat (AppTest reuses one), tokens do not. It is made
+    # in the session's first run, long before any click could race it.
+    token = st.session_state.setdefault(SUBMIT_SESSION, uuid.uuid4().hex)
+    session = f"{ctx.session_id if ctx is not None else 'no-session'}:{token}"
+    return session, int(st.session_state.get(SUBMIT_GENERATION, 0)), fingerprint
+
+
+def start_session() -> None:
+    """Give the session its claim token in its first run (before any click can race it)."""
+    st.session_state.setdefault(SUBMIT_SESSION, uuid.uuid4().hex)
+
+
+def new_submission() -> None:
+    """The user deliberately starts over: the same inputs may be sent again."""
+    st.session_state[SUBMIT_GENERATION] = int(st.session_state.get(SUBMIT_GENERATION, 0)) + 1
+
+
+def claim_create(fingerprint: str) -> tuple[bool, str | None]:
+    """(True, None) when this run may send the create; else (False, the task id it made, if any).
+
+    A run that loses the claim waits for the winner's answer. The claim is released when the
+    create provably made nothing (see :func:`settle_create`), so the user can try again.
+    """
+    key = _claim_key(fingerprint)
+    now = time.monotonic()
+    with _CLAIMS_LOCK:
+        for old in [k for k, c in _CLAIMS.items() if now - c.at > _CLAIM_KEEP_SECONDS]:
+            del _CLAIMS[old]
+        claim = _CLAIMS.get(key)
+        if claim is None:
+            _CLAIMS[key] = _Claim(at=now)
+            return True, None
+    claim.settled.wait(_CLAIM_WAIT_SECONDS)
+    return False, claim.task_id
+
+
+def settle_create(fingerprint: str, task_id: str | None, *, keep: bool) -> None:
+    """Record the create's outcome; ``keep=False`` (nothing was created) frees the claim."""
+    key = _claim_key(fingerprint)
+    with _CLAIMS_LOCK:
+        claim = _CLAIMS.get(key)
+        if claim is None:
+            return
+        claim.task_id = task_id
+        if not keep:
+            del _CLAIMS[key]
+    claim.settled.set()

@@ -53,6 +53,20 @@ def test_second_click_and_reruns_after_success_create_nothing(hermetic):
     assert creates(hermetic) == 2
 
 
+def test_a_click_whose_run_lost_the_recorded_request_still_creates_once(hermetic):
+    """The browser test caught two creates 0.1 s apart from one double click: the second click's
+    run did not see the first run's session-state write. The create is claimed outside session
+    state, so even a session that forgot it sent these inputs sends nothing twice."""
+    at = make_app().run()
+    submit(at)
+    task_id = at.session_state[runtime.SUBMIT_REQUEST].task_id
+    at.session_state[runtime.SUBMIT_REQUEST] = None  # the lost write
+    at.button(key="submit_button").click().run()
+    assert not at.exception
+    assert creates(hermetic) == 1
+    assert at.session_state[runtime.SUBMIT_REQUEST].task_id == task_id, "the first answer is reused"
+
+
 def test_start_new_submission_allows_a_deliberate_repeat(hermetic):
     at = make_app().run()
     submit(at)
