@@ -478,13 +478,12 @@ def restore_from_url() -> int:
 def mirror_to_url() -> None:
     """Keep ``?tasks=`` equal to the list, so a reload or a bookmark brings it back."""
     value = jobs.encode_task_ids(tracked())
-    current = st.query_params.get(QUERY_TASKS)
     if value:
         # Sent on every full run, even when the server's copy already matches: with fast reruns
         # an interrupted run's address update can be lost in the browser while the server's copy
         # (taken from an earlier click) says it is current; re-sending makes the address converge.
         st.query_params[QUERY_TASKS] = value
-    elif not value and current is not None:
+    elif QUERY_TASKS in st.query_params:
         del st.query_params[QUERY_TASKS]
 
 
