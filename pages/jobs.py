@@ -36,7 +36,7 @@ def clear_selection() -> None:
 
 def import_ids() -> None:
     """Add the pasted task ids; report invalid ones and keep them in the box to be fixed."""
-    parsed = jobs.parse_task_ids(state.get("jobs_import_text") or "", existing=runtime.tracked())
+    parsed = jobs.parse_task_ids(state.get("jobs_import_text") or "", existing=runtime.listed())
     added_at = now()
     for task_id in parsed.valid:
         runtime.track(jobs.TrackedTask(task_id=task_id, added_at=added_at, source="imported"))
@@ -81,7 +81,7 @@ def refresh(task_ids: list[str]) -> None:
     except LumaError as err:
         state[OUTAGE] = describe_error(err)
         return
-    runtime.replace_tracked(jobs.apply_batch(runtime.tracked(), batch, now()))
+    runtime.replace_tracked(jobs.apply_batch(runtime.listed(), batch, now()))
     if jobs.is_outage(batch):
         state[OUTAGE] = describe_error(next(iter(batch.errors.values())))
     else:
@@ -263,10 +263,10 @@ if removed:
 # Read what is due before the timer is registered, so it starts at the right pace and this run
 # needs no second, app-wide rerun (which would also swallow the notices above).
 try:
-    refresh(jobs.due_task_ids(runtime.tracked().values(), now(), lo, hi))
+    refresh(jobs.due_task_ids(runtime.listed().values(), now(), lo, hi))
 except LumaError as err:
     show_error(err)
-schedule = jobs.refresh_interval(runtime.tracked().values(), now(), lo, hi)
+schedule = jobs.refresh_interval(runtime.listed().values(), now(), lo, hi)
 state[SCHEDULE] = schedule
 state[FULL_RUN] = True
 
@@ -284,7 +284,7 @@ def live_list() -> None:
 
 
 def draw_list() -> None:
-    items = list(runtime.tracked().values())
+    items = list(runtime.listed().values())
     if not items:
         st.info(
             "No tasks yet. Start one on the Submit page, or add existing task ids above.",
@@ -303,7 +303,7 @@ def draw_list() -> None:
     elif not full_run:
         # The timer's own run: the page body above did not run, so read what is due here.
         refresh(jobs.due_task_ids(items, now(), lo, hi))
-    items = list(runtime.tracked().values())
+    items = list(runtime.listed().values())
 
     new_schedule = jobs.refresh_interval(items, now(), lo, hi)
     if new_schedule != state.get(SCHEDULE):

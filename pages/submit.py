@@ -7,13 +7,13 @@ from datetime import datetime, timedelta, timezone
 
 import streamlit as st
 
-from luma.errors import LumaError, MalformedResponseError, TransportError
+from luma.errors import LumaError
 from luma.models import TaskRequest
 from luma.preflight import check_file
 from pages._support import runtime
 from pages._support.feedback import show_error
 from pages._support.jobs import TrackedTask
-from pages._support.submission import SubmitInputs, SubmitRequest, decide_click, language_hint
+from pages._support.submission import IN_FLIGHT_NOTICES, SubmitInputs, SubmitRequest, decide_click, language_hint
 from pages._support.views import show_report
 
 runtime.page_guard("pages/submit.py")
@@ -111,80 +111,59 @@ def recheck() -> None:
     runtime.forget_preflight()
 
 
-class _OtherAttemptUnsettled(Exception):
-    """Another run of this session sent the same inputs and got no task id back."""
-
-
 def act_on_request() -> None:
-    """Send a recorded request exactly once."""
+    """Send a recorded request exactly once, and record its outcome even if a newer run stops this one."""
     request: SubmitRequest | None = state.get(runtime.SUBMIT_REQUEST)
-    if request is None or request.state != "pending":
+    if request is None or not request.in_flight:
         return
-    if datetime.now(timezone.utc) - request.recorded_at > STALE_REQUEST:
-        state[runtime.SUBMIT_REQUEST] = None
-        state["submit_notice"] = "An earlier click was interrupted before it was sent; nothing was created."
-        st.rerun()
-    # While pending, an interrupted run leaves the request pending: the next run picks it up.
-    try:
-        with st.spinner("Checking the video before spending credits…"):
-            report = runtime.preflight_url(request.inputs.video_url)
-    except Exception:  # noqa: BLE001 - check_url does not raise for the server; anything else is ours
-        _LOG.exception("The pre-flight check failed unexpectedly")
-        request.state = "failed"
-        st.rerun()
-    request.preflight = report
-    if not report.ok:
-        request.state = "blocked"
-        st.rerun()
+    if request.state == "pending":
+        if datetime.now(timezone.utc) - request.recorded_at > STALE_REQUEST:
+            state[runtime.SUBMIT_REQUEST] = None
+            state["submit_notice"] = "An earlier click was interrupted before it was sent; nothing was created."
+            st.rerun()
+        # A run stopped in here leaves the request pending: the next run picks it up.
+        try:
+            with st.spinner("Checking the video before spending credits…"):
+                report = runtime.preflight_url(request.inputs.video_url)
+        except Exception:  # noqa: BLE001 - check_url does not raise for the server; anything else is ours
+            _LOG.exception("The pre-flight check failed unexpectedly")
+            request.state = "failed"
+            st.rerun()
+        request.preflight = report
+        if not report.ok:
+            request.state = "blocked"
+            st.rerun()
+    # "sending" here means another run of this session is sending it: the ledger hands us its answer.
+    # Everything the create needs from Streamlit and session state is read now, before sending.
+    key = runtime.submission_key(request.fingerprint)
+    tasks = runtime.tracked()
     client = runtime.client()
     inputs = request.inputs
+
+    def send() -> str:
+        return client.create_task(
+            inputs.prompt, inputs.video_url, callback_url=inputs.callback_url, watermark=inputs.watermark
+        )
+
     with st.spinner("Creating the task…"):
-        # From here to the stored task id there is no Streamlit call, so a second click's rerun
-        # cannot interrupt between the provider's answer and our record of it.
+        # No st.* call and no session-state access from here to the recorded outcome: each is a
+        # point where a newer run (a second click) stops this one, which would lose the answer
+        # to a create the provider has already charged for.
         request.state = "sending"
-        fingerprint = request.fingerprint
-        # The claim, not session state, is what makes a double click send once (see runtime).
-        mine, existing = runtime.claim_create(fingerprint)
-        try:
-            if not mine:
-                if existing is None:
-                    # The other run's create got no usable answer or failed: do not guess.
-                    raise _OtherAttemptUnsettled
-                task_id = existing
-            else:
-                task_id = client.create_task(
-                    inputs.prompt,
-                    inputs.video_url,
-                    callback_url=inputs.callback_url,
-                    watermark=inputs.watermark,
-                )
-                runtime.settle_create(fingerprint, task_id, keep=True)
-        except _OtherAttemptUnsettled:
-            request.state, request.error = "unknown", None
-        except LumaError as err:
-            # Sent but no readable answer: the provider may have created (and charged) the task.
-            maybe_created = isinstance(err, MalformedResponseError) or (
-                isinstance(err, TransportError) and err.request_sent
-            )
-            runtime.settle_create(fingerprint, None, keep=maybe_created)
-            request.state, request.error = ("unknown" if maybe_created else "failed"), err
-        except Exception:  # noqa: BLE001 - the create may have happened: say so, never crash
-            _LOG.exception("Unexpected failure while creating a task")
-            runtime.settle_create(fingerprint, None, keep=True)
-            request.state, request.error = "unknown", None
-        else:
-            request.task_id, request.state = task_id, "done"
-            runtime.track(
+        outcome = runtime.create_once(key, request.id, send)
+        if outcome.task_id is not None:
+            tasks.setdefault(
+                outcome.task_id,
                 TrackedTask(
-                    task_id=task_id,
+                    task_id=outcome.task_id,
                     added_at=datetime.now(timezone.utc),
                     request=TaskRequest(inputs.prompt, inputs.video_url, inputs.callback_url, inputs.watermark),
                     source=inputs.source,
                     source_name=inputs.source_name,
-                )
+                ),
             )
-            state["submit_toast"] = task_id
-    runtime.forget_credits()
+        request.settle(outcome)
+        runtime.forget_credits()
     st.rerun()
 
 
@@ -242,9 +221,10 @@ st.caption(
     + (" (seconds in demo mode)." if settings.demo else ".")
 )
 
-toast = state.pop("submit_toast", None)
-if toast:
-    st.toast(f"Task {toast} created.", icon=":material/check_circle:")
+created: SubmitRequest | None = state.get(runtime.SUBMIT_REQUEST)
+if created is not None and created.state == "done" and not created.announced:
+    created.announced = True
+    st.toast(f"Task {created.task_id} created.", icon=":material/check_circle:")
 
 inputs_col, video_col = st.columns([3, 2], gap="large")
 
@@ -362,6 +342,8 @@ with inputs_col:
     if missing and not state.get("submit_notice"):
         st.caption(f"Add {missing} to start a task.")
     notice = state.get("submit_notice")
+    if notice in IN_FLIGHT_NOTICES and not (last is not None and last.in_flight):
+        notice = None  # "wait for the answer": the answer is in, shown below
     if notice:
         st.info(notice, icon=":material/info:")
 

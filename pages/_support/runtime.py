@@ -54,6 +54,7 @@ from luma.preflight import PreflightReport, check_url_over
 
 from . import jobs
 from .feedback import ErrorView, describe_error
+from .submission import CreateLedger, CreateOutcome
 
 __all__ = [
     "Settings",
@@ -270,8 +271,7 @@ def reset() -> None:
     set_test_seam(None)
     st.cache_resource.clear()
     st.cache_data.clear()
-    with _CLAIMS_LOCK:
-        _CLAIMS.clear()
+    _LEDGER.clear()
 
 
 def _seam_token() -> str:
@@ -377,7 +377,7 @@ def forget_preflight() -> None:
 
 
 @st.cache_data(ttl=30, max_entries=32, show_spinner=False)
-def _credits(fingerprint: str, seam: str, _c: LumaClient) -> tuple[int | None, ErrorView | None]:
+def _credits(fingerprint: str, seam: str, epoch: int, _c: LumaClient) -> tuple[int | None, ErrorView | None]:
     try:
         return _c.get_credits(), None
     except LumaError as err:
@@ -387,12 +387,16 @@ def _credits(fingerprint: str, seam: str, _c: LumaClient) -> tuple[int | None, E
 def credits() -> tuple[int | None, ErrorView | None]:
     """Remaining credits, or why they could not be read (cached for 30 s)."""
     s = settings()
-    return _credits(s.fingerprint, _seam_token(), client())
+    return _credits(s.fingerprint, _seam_token(), _credits_epoch[0], client())
+
+
+# Bumped to make the cached credits stale: a plain write, safe where a Streamlit call is not.
+_credits_epoch = [0]
 
 
 def forget_credits() -> None:
-    """Drop the cached credits (after a create, or a settings change)."""
-    _credits.clear()
+    """Make the cached credits stale (after a create, or a settings change)."""
+    _credits_epoch[0] += 1
 
 
 @st.cache_data(ttl=3600, max_entries=24, show_spinner=False)
@@ -437,10 +441,20 @@ def remember_upload(digest: str, upload: UploadedFile) -> None:
 
 
 def tracked() -> dict[str, jobs.TrackedTask]:
-    """The jobs list (a live dict in session state; replace entries, never mutate them)."""
+    """The jobs list: the live dict in session state, for writers. Replace entries, never mutate them.
+
+    It is made once per session and never swapped for another dict, so a run that took it before
+    sending a create can add the task to it without touching session state again. Read through
+    :func:`listed` instead: another run of the session may add to it at any moment.
+    """
     if TASKS not in st.session_state:
         st.session_state[TASKS] = {}
     return st.session_state[TASKS]
+
+
+def listed() -> dict[str, jobs.TrackedTask]:
+    """A copy of the jobs list, safe to iterate while another run adds to the live one."""
+    return dict(tracked())  # one C-level copy: no other thread runs in the middle of it
 
 
 def track(item: jobs.TrackedTask) -> None:
@@ -456,8 +470,15 @@ def untrack(task_id: str) -> None:
 
 
 def replace_tracked(new: dict[str, jobs.TrackedTask]) -> None:
-    """Store a refreshed list (same ids, same order)."""
-    st.session_state[TASKS] = new
+    """Store refreshed entries into the live list, in place.
+
+    Only ids still listed are replaced: a task another run added while this refresh was out
+    (a create finishing in a stopped run) stays, and one the user removed is not brought back.
+    """
+    tasks = tracked()
+    for task_id, item in new.items():
+        if task_id in tasks:
+            tasks[task_id] = item
 
 
 def restore_from_url() -> int:
@@ -477,7 +498,7 @@ def restore_from_url() -> int:
 
 def mirror_to_url() -> None:
     """Keep ``?tasks=`` equal to the list, so a reload or a bookmark brings it back."""
-    value = jobs.encode_task_ids(tracked())
+    value = jobs.encode_task_ids(listed())
     if value:
         # Sent on every full run, even when the server's copy already matches: with fast reruns
         # an interrupted run's address update can be lost in the browser while the server's copy
@@ -518,30 +539,20 @@ def page_guard(page_path: str) -> None:
 
 # --- one create per submission, whatever happens to session state -----------------------------------
 #
-# Session state is not enough to stop a double create: with fast reruns, a click that interrupts
-# a run can start the next run before the interrupted run's writes are seen, and the browser
-# test caught two creates 0.1 s apart from one double click. So the create itself is claimed
-# here, in process memory under a lock, per browser session and submission: the first run to
-# claim sends; any other run waits for that answer and reuses its task id.
+# Session state cannot stop a double create, nor keep a create's answer: with fast reruns a click
+# starts a new script thread at once while the old one runs on to its next yield point (any st.*
+# call or session-state access) and stops there. See pages/_support/submission.py. So creates go
+# through one process-wide ledger, keyed per browser session and submission.
 
 SUBMIT_GENERATION = "submit_generation"
 SUBMIT_SESSION = "submit_session_token"
-_CLAIM_WAIT_SECONDS = 120.0
-_CLAIM_KEEP_SECONDS = 6 * 3600.0
+_LEDGER = CreateLedger()
+
+SubmissionKey = tuple[str, int, str]
 
 
-@dataclass
-class _Claim:
-    at: float
-    task_id: str | None = None
-    settled: threading.Event = field(default_factory=threading.Event)
-
-
-_CLAIMS: dict[tuple[str, int, str], _Claim] = {}
-_CLAIMS_LOCK = threading.Lock()
-
-
-def _claim_key(fingerprint: str) -> tuple[str, int, str]:
+def submission_key(fingerprint: str) -> SubmissionKey:
+    """The ledger key of a submission of these inputs in this browser session (reads session state)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ctx = get_script_run_ctx()
@@ -553,7 +564,7 @@ def _claim_key(fingerprint: str) -> tuple[str, int, str]:
 
 
 def start_session() -> None:
-    """Give the session its claim token in its first run (before any click can race it)."""
+    """Give the session its submission token in its first run (before any click can race it)."""
     st.session_state.setdefault(SUBMIT_SESSION, uuid.uuid4().hex)
 
 
@@ -562,33 +573,9 @@ def new_submission() -> None:
     st.session_state[SUBMIT_GENERATION] = int(st.session_state.get(SUBMIT_GENERATION, 0)) + 1
 
 
-def claim_create(fingerprint: str) -> tuple[bool, str | None]:
-    """(True, None) when this run may send the create; else (False, the task id it made, if any).
+def create_once(key: SubmissionKey, request_id: str, send: Callable[[], str]) -> CreateOutcome:
+    """Send a create for this submission once per process; every caller gets the same outcome.
 
-    A run that loses the claim waits for the winner's answer. The claim is released when the
-    create provably made nothing (see :func:`settle_create`), so the user can try again.
+    Touches neither Streamlit nor session state, so a newer run cannot stop it half-way.
     """
-    key = _claim_key(fingerprint)
-    now = time.monotonic()
-    with _CLAIMS_LOCK:
-        for old in [k for k, c in _CLAIMS.items() if now - c.at > _CLAIM_KEEP_SECONDS]:
-            del _CLAIMS[old]
-        claim = _CLAIMS.get(key)
-        if claim is None:
-            _CLAIMS[key] = _Claim(at=now)
-            return True, None
-    claim.settled.wait(_CLAIM_WAIT_SECONDS)
-    return False, claim.task_id
-
-
-def settle_create(fingerprint: str, task_id: str | None, *, keep: bool) -> None:
-    """Record the create's outcome; ``keep=False`` (nothing was created) frees the claim."""
-    key = _claim_key(fingerprint)
-    with _CLAIMS_LOCK:
-        claim = _CLAIMS.get(key)
-        if claim is None:
-            return
-        claim.task_id = task_id
-        if not keep:
-            del _CLAIMS[key]
-    claim.settled.set()
+    return _LEDGER.create_once(key, request_id, send)

@@ -2,32 +2,52 @@
 
 One click creates exactly one task. The button's callback calls :func:`decide_click` with the
 request currently on record; it records a new :class:`SubmitRequest` only when nothing is in
-flight for these inputs. The page body then acts on a ``pending`` request once: it marks it
-``sending`` before the create call and stores the task id right after. Everything here is pure
-and unit-tested; the page owns the Streamlit calls.
+flight for these inputs. The page body then acts on the request: it marks it ``sending`` and
+sends it through :class:`CreateLedger`, which lets one create out per submission however many
+script runs try, and hands every run the same :class:`CreateOutcome`.
+
+Why a ledger outside session state: with ``runner.fastReruns`` a click does not wait for the
+running script. Streamlit starts a new script thread at once and asks the old one to stop; the
+old thread runs on until its next *yield point* and raises there. Every ``st.*`` call and every
+session-state read or write is a yield point. So two runs of one session can be inside the
+create at the same moment, and a run can be stopped between the provider's answer and the line
+that records it: credits spent, task never listed. The page therefore reads everything it needs
+from session state first, then sends and records the outcome into plain objects it already
+holds, with no yield point in between; the ledger makes the second run wait for the first
+run's answer instead of sending again. Everything here is pure and unit-tested; the page owns
+the Streamlit calls.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
+import time
 import unicodedata
 import uuid
 from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from luma.errors import LumaError
+from luma.errors import LumaError, MalformedResponseError, TransportError
 
 __all__ = [
+    "IN_FLIGHT_NOTICES",
     "ClickDecision",
+    "CreateLedger",
+    "CreateOutcome",
     "LanguageHint",
     "SubmitInputs",
     "SubmitRequest",
     "decide_click",
     "language_hint",
 ]
+
+_LOG = logging.getLogger("luma.dashboard")
 
 RequestState = Literal["pending", "sending", "done", "failed", "blocked", "unknown"]
 
@@ -75,6 +95,8 @@ class SubmitRequest:
     """The pre-flight report that blocked or preceded the create call."""
     recorded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     """When the click was recorded (UTC)."""
+    announced: bool = False
+    """True once the page has said that the task was created (the toast shows once)."""
 
     @property
     def fingerprint(self) -> str:
@@ -85,6 +107,114 @@ class SubmitRequest:
     def in_flight(self) -> bool:
         """True between the click and the create call's answer."""
         return self.state in ("pending", "sending")
+
+    def settle(self, outcome: CreateOutcome) -> None:
+        """Record what the create came to (attribute writes only: safe between yield points)."""
+        self.task_id, self.error, self.state = outcome.task_id, outcome.error, outcome.state
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    """What one create call came to."""
+
+    task_id: str | None = None
+    """The created task's id (the create succeeded)."""
+    error: LumaError | None = None
+    """Why it failed, when the client said why."""
+    maybe_created: bool = False
+    """No usable answer after the request left: the provider may have created (and charged) it."""
+
+    @property
+    def state(self) -> RequestState:
+        """``done``, ``unknown`` (may exist) or ``failed`` (provably not created)."""
+        if self.task_id is not None:
+            return "done"
+        return "unknown" if self.maybe_created else "failed"
+
+    @classmethod
+    def of_error(cls, err: Exception) -> CreateOutcome:
+        """Classify a create call's exception: only a request that provably never left is ``failed``."""
+        if isinstance(err, LumaError):
+            sent = isinstance(err, MalformedResponseError) or (isinstance(err, TransportError) and err.request_sent)
+            return cls(error=err, maybe_created=sent)
+        return cls(maybe_created=True)  # not ours to understand: assume the worst, never resend
+
+
+@dataclass
+class _Entry:
+    request_id: str
+    at: float
+    outcome: CreateOutcome | None = None
+    settled: threading.Event = field(default_factory=threading.Event)
+
+
+class CreateLedger:
+    """At most one create per submission key, shared by every script run in the process.
+
+    A key names one submission: (browser session, submission generation, inputs fingerprint).
+    :meth:`create_once` sends for the first caller; a caller that finds the key taken waits for
+    that answer and gets the same outcome. A key whose create provably never left the machine
+    (``failed``) is taken over by the next *click* (a new request id), never by a rerun of the same
+    click, so a failure is reported, not silently retried.
+    """
+
+    def __init__(self, *, wait: float = 120.0, keep: float = 6 * 3600.0, clock: Callable[[], float] = time.monotonic):
+        self._wait = wait
+        self._keep = keep
+        self._clock = clock
+        self._entries: dict[Hashable, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def create_once(self, key: Hashable, request_id: str, send: Callable[[], str]) -> CreateOutcome:
+        """Send ``send()`` unless this submission already did; either way, return its outcome.
+
+        Calls nothing but ``send`` and the lock: the page calls it where a Streamlit yield point
+        would lose the answer.
+        """
+        now = self._clock()
+        with self._lock:
+            for old in [k for k, e in self._entries.items() if now - e.at > self._keep]:
+                del self._entries[old]
+            entry = self._entries.get(key)
+            takes_over = (
+                entry is not None
+                and entry.request_id != request_id
+                and entry.outcome is not None
+                and entry.outcome.state == "failed"
+            )
+            mine = entry is None or takes_over
+            if mine:
+                entry = self._entries[key] = _Entry(request_id=request_id, at=now)
+        assert entry is not None
+        if not mine:
+            if not entry.settled.wait(self._wait) or entry.outcome is None:
+                # The other attempt is still out there: it may yet create the task.
+                return CreateOutcome(maybe_created=True)
+            return entry.outcome
+        try:
+            outcome = CreateOutcome(task_id=send())
+        except Exception as err:  # noqa: BLE001 - every failure becomes an outcome the page explains
+            if not isinstance(err, LumaError):
+                _LOG.exception("Unexpected failure while creating a task")
+            outcome = CreateOutcome.of_error(err)
+        except BaseException:
+            entry.outcome = CreateOutcome(maybe_created=True)
+            entry.settled.set()
+            raise
+        entry.outcome = outcome
+        entry.settled.set()
+        return outcome
+
+    def clear(self) -> None:
+        """Forget every entry (tests)."""
+        with self._lock:
+            self._entries.clear()
+
+
+SENDING_NOTICE = "Your submission is being sent; wait for the answer."
+QUEUED_NOTICE = "Your submission is already queued; wait for the answer."
+IN_FLIGHT_NOTICES = frozenset({SENDING_NOTICE, QUEUED_NOTICE})
+"""Notices that are only true while the request is in flight (the page drops them after)."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +239,10 @@ def decide_click(
         return ClickDecision(record=True)
     same = current.fingerprint == inputs.fingerprint()
     if current.state == "sending":
-        return ClickDecision(False, "Your submission is being sent; wait for the answer.")
+        return ClickDecision(False, SENDING_NOTICE)
     if current.state == "pending":
         if same:
-            return ClickDecision(False, "Your submission is already queued; wait for the answer.")
+            return ClickDecision(False, QUEUED_NOTICE)
         # The pending one was never sent (its run was interrupted before the create call).
         return ClickDecision(record=True)
     if current.state == "done" and same:

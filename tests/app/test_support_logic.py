@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -14,6 +16,7 @@ from luma.errors import (
     AuthenticationError,
     ConnectError,
     MaintenanceError,
+    MalformedResponseError,
     NotFoundError,
     RateLimitError,
     RequestTimeout,
@@ -23,7 +26,14 @@ from luma.errors import (
 from luma.models import Task, TaskBatch, TaskRequest, TaskStatus
 from pages._support import jobs
 from pages._support.feedback import describe_error
-from pages._support.submission import SubmitInputs, SubmitRequest, decide_click, language_hint
+from pages._support.submission import (
+    CreateLedger,
+    CreateOutcome,
+    SubmitInputs,
+    SubmitRequest,
+    decide_click,
+    language_hint,
+)
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 ID_A = "a" * 32
@@ -259,6 +269,132 @@ def test_after_timeout_same_inputs_need_confirmation():
     assert decide_click(unknown, _inputs(), confirmed_resend=True).record
     assert decide_click(SubmitRequest(_inputs(), state="failed"), _inputs()).record
     assert decide_click(SubmitRequest(_inputs(), state="blocked"), _inputs()).record
+
+
+# --- the create ledger: one create per submission, however many runs try ---------------------------
+
+KEY = ("session:token", 0, "fingerprint")
+
+
+class _Sender:
+    """A create call that counts itself and, when told, holds until released."""
+
+    def __init__(self, *, result="t" * 32, hold=False, error=None):
+        self.calls = 0
+        self.result, self.error = result, error
+        self.started, self.release = threading.Event(), threading.Event()
+        if not hold:
+            self.release.set()
+
+    def __call__(self):
+        self.calls += 1
+        self.started.set()
+        assert self.release.wait(10)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _in_thread(ledger, key, request_id, send):
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("outcome", ledger.create_once(key, request_id, send)))
+    thread.start()
+    return thread, box
+
+
+def test_two_runs_of_one_click_send_once_and_share_the_answer():
+    ledger, send = CreateLedger(), _Sender(hold=True)
+    first, box = _in_thread(ledger, KEY, "click-1", send)
+    assert send.started.wait(5)
+    second, box2 = _in_thread(ledger, KEY, "click-1", send)  # a newer run of the same click
+    time.sleep(0.05)
+    assert second.is_alive(), "the second run waits for the first run's answer"
+    send.release.set()
+    first.join(5), second.join(5)
+    assert send.calls == 1
+    assert box["outcome"] == box2["outcome"] == CreateOutcome(task_id="t" * 32)
+    assert box["outcome"].state == "done"
+
+
+def test_a_second_click_of_the_same_submission_gets_the_first_task():
+    ledger = CreateLedger()
+    assert ledger.create_once(KEY, "click-1", _Sender(result=ID_A)).task_id == ID_A
+    again = _Sender(result=ID_B)
+    assert ledger.create_once(KEY, "click-2", again) == CreateOutcome(task_id=ID_A)
+    assert again.calls == 0
+    # Another submission (new inputs, or "Start a new submission") is another key.
+    assert ledger.create_once(("session:token", 1, "fingerprint"), "click-3", again).task_id == ID_B
+
+
+def test_a_create_that_never_left_is_reported_to_its_run_and_sendable_by_the_next_click():
+    ledger = CreateLedger()
+    refused = _Sender(error=ConnectError("refused"))
+    outcome = ledger.create_once(KEY, "click-1", refused)
+    assert outcome.state == "failed" and isinstance(outcome.error, ConnectError)
+    # A rerun of that click is told the same, not sent again behind the user's back.
+    assert ledger.create_once(KEY, "click-1", refused) == outcome and refused.calls == 1
+    # A new click is the user's decision to try again.
+    assert ledger.create_once(KEY, "click-2", _Sender(result=ID_A)).task_id == ID_A
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RequestTimeout("slow"), MalformedResponseError("garbled"), ServerError(), ValueError("ours")],
+    ids=["timeout", "malformed", "server-error", "unexpected"],
+)
+def test_a_create_that_may_exist_is_never_sent_again_by_another_click(error):
+    ledger = CreateLedger()
+    outcome = ledger.create_once(KEY, "click-1", _Sender(error=error))
+    expected = "failed" if isinstance(error, ServerError) else "unknown"
+    assert outcome.state == expected
+    again = _Sender(result=ID_A)
+    second = ledger.create_once(KEY, "click-2", again)
+    if expected == "unknown":
+        assert again.calls == 0 and second == outcome
+    else:
+        assert again.calls == 1 and second.task_id == ID_A, "the provider refused it: a new click may resend"
+
+
+def test_outcomes_classify_errors_by_whether_the_request_left():
+    assert CreateOutcome.of_error(ConnectError("x")).state == "failed"
+    assert CreateOutcome.of_error(ValidationError()).state == "failed"
+    assert CreateOutcome.of_error(RequestTimeout("x")).state == "unknown"
+    assert CreateOutcome.of_error(MalformedResponseError("x")).state == "unknown"
+    unexpected = CreateOutcome.of_error(KeyError("x"))
+    assert unexpected.state == "unknown" and unexpected.error is None
+
+
+def test_a_waiting_run_gives_up_with_unknown_not_a_resend():
+    ledger, send = CreateLedger(wait=0.05), _Sender(hold=True)
+    first, _ = _in_thread(ledger, KEY, "click-1", send)
+    assert send.started.wait(5)
+    assert ledger.create_once(KEY, "click-1", send) == CreateOutcome(maybe_created=True)
+    send.release.set()
+    first.join(5)
+    assert send.calls == 1
+
+
+def test_an_interrupted_create_call_counts_as_maybe_created():
+    ledger = CreateLedger()
+    with pytest.raises(KeyboardInterrupt):
+        ledger.create_once(KEY, "click-1", _Sender(error=KeyboardInterrupt()))
+    assert ledger.create_once(KEY, "click-2", _Sender()).state == "unknown"
+
+
+def test_old_entries_are_forgotten():
+    now = [0.0]
+    ledger = CreateLedger(keep=60.0, clock=lambda: now[0])
+    ledger.create_once(KEY, "click-1", _Sender(result=ID_A))
+    now[0] = 61.0
+    assert ledger.create_once(KEY, "click-2", _Sender(result=ID_B)).task_id == ID_B
+
+
+def test_settle_records_the_outcome_on_the_request():
+    request = SubmitRequest(_inputs(), state="sending")
+    request.settle(CreateOutcome(task_id=ID_A))
+    assert (request.state, request.task_id, request.in_flight) == ("done", ID_A, False)
+    request.settle(CreateOutcome(error=RequestTimeout("x"), maybe_created=True))
+    assert request.state == "unknown" and isinstance(request.error, RequestTimeout)
 
 
 @pytest.mark.parametrize(
