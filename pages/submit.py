@@ -187,23 +187,19 @@ def upload_section() -> None:
         return
     upload = runtime.uploaded(digest)
     if upload is None:
-        bar = st.progress(0.0, text="Uploading…")
-        shown = [-1]
-
-        def on_progress(sent: int, total: int) -> None:
-            percent = int(100 * sent / total) if total else 100
-            if percent != shown[0]:
-                shown[0] = percent
-                bar.progress(percent / 100, text=f"Uploading… {percent}%")
-
-        try:
-            upload = runtime.client().upload_file(data, file_name=upload_as, progress=on_progress)
-        except LumaError as err:
-            bar.empty()
-            show_error(err, context="The upload failed.")
-            return
-        runtime.remember_upload(digest, upload)
+        # The upload runs in the background: a click or an edit while it runs stops this run (each
+        # progress update is a yield point), not the upload, and the next run follows it here.
+        key, job = runtime.upload_job(digest, data, upload_as)
+        bar = st.progress(job.fraction, text="Uploading…")
+        while not job.wait(0.2):
+            bar.progress(job.fraction, text=f"Uploading… {int(100 * job.fraction)}%")
         bar.empty()
+        if job.error is not None:
+            show_error(job.error, context="The upload failed.")
+            runtime.forget_failed_upload(key, job)
+            return
+        upload = job.result
+        runtime.remember_upload(digest, upload)
     st.caption(
         f":material/cloud_done: Uploaded **{file.name}** ({len(data) / 1_048_576:.1f} MB). "
         "The provider keeps uploads for 3 days."

@@ -36,7 +36,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,7 +54,7 @@ from luma.preflight import PreflightReport, check_url_over
 
 from . import jobs
 from .feedback import ErrorView, describe_error
-from .submission import CreateLedger, CreateOutcome
+from .submission import CreateLedger, CreateOutcome, UploadJob, UploadJobs
 
 __all__ = [
     "Settings",
@@ -272,6 +272,7 @@ def reset() -> None:
     st.cache_resource.clear()
     st.cache_data.clear()
     _LEDGER.clear()
+    _UPLOAD_JOBS.clear()
 
 
 def _seam_token() -> str:
@@ -437,6 +438,25 @@ def remember_upload(digest: str, upload: UploadedFile) -> None:
     st.session_state.setdefault(UPLOADS, {})[digest] = upload
 
 
+_UPLOAD_JOBS = UploadJobs()
+
+
+def upload_job(digest: str, data: bytes, upload_as: str) -> tuple[Hashable, UploadJob]:
+    """(key, job) of this session's upload of this content: running, finished, or started now.
+
+    The upload runs in its own thread, so a run stopped while showing its progress does not stop
+    it; the next run follows the same job.
+    """
+    key = (_session_key(), digest)
+    c = client()
+    return key, _UPLOAD_JOBS.start(key, len(data), lambda progress: c.upload_file(data, file_name=upload_as, progress=progress))
+
+
+def forget_failed_upload(key: Hashable, job: UploadJob) -> None:
+    """A failed upload has been reported: the next run may try again."""
+    _UPLOAD_JOBS.forget_failed(key, job)
+
+
 # --- the jobs list in session state ----------------------------------------------------------------
 
 
@@ -551,16 +571,20 @@ _LEDGER = CreateLedger()
 SubmissionKey = tuple[str, int, str]
 
 
-def submission_key(fingerprint: str) -> SubmissionKey:
-    """The ledger key of a submission of these inputs in this browser session (reads session state)."""
+def _session_key() -> str:
+    """This browser session, as a key for process-wide registries (reads session state)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ctx = get_script_run_ctx()
     # A random token too: session ids can repeat (AppTest reuses one), tokens do not. It is made
     # in the session's first run, long before any click could race it.
     token = st.session_state.setdefault(SUBMIT_SESSION, uuid.uuid4().hex)
-    session = f"{ctx.session_id if ctx is not None else 'no-session'}:{token}"
-    return session, int(st.session_state.get(SUBMIT_GENERATION, 0)), fingerprint
+    return f"{ctx.session_id if ctx is not None else 'no-session'}:{token}"
+
+
+def submission_key(fingerprint: str) -> SubmissionKey:
+    """The ledger key of a submission of these inputs in this browser session (reads session state)."""
+    return _session_key(), int(st.session_state.get(SUBMIT_GENERATION, 0)), fingerprint
 
 
 def start_session() -> None:

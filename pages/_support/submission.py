@@ -43,6 +43,8 @@ __all__ = [
     "LanguageHint",
     "SubmitInputs",
     "SubmitRequest",
+    "UploadJob",
+    "UploadJobs",
     "decide_click",
     "language_hint",
 ]
@@ -258,6 +260,97 @@ def decide_click(
             "Check the Jobs page first; to send again anyway, tick the confirmation box.",
         )
     return ClickDecision(record=True)
+
+
+# --- uploads that outlive the run that started them ------------------------------------------------
+
+
+class UploadJob:
+    """One file upload running in a background thread, with its progress and result."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        """Bytes to send."""
+        self.sent = 0
+        """Bytes sent so far (written by the upload thread)."""
+        self.result: Any = None
+        """The uploaded file (``luma.models.UploadedFile``) once it succeeded."""
+        self.error: LumaError | None = None
+        """Why it failed, once it failed."""
+        self._done = threading.Event()
+
+    @property
+    def fraction(self) -> float:
+        """Progress from 0 to 1."""
+        return min(1.0, self.sent / self.total) if self.total else 1.0
+
+    @property
+    def done(self) -> bool:
+        """True once the upload succeeded or failed."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the end; True once done."""
+        return self._done.wait(timeout)
+
+    def run(self, send: Callable[[Callable[[int, int], None]], Any]) -> None:
+        """Run ``send(progress)`` to the end (in the upload thread)."""
+
+        def progress(sent: int, total: int) -> None:
+            self.sent, self.total = sent, total or self.total
+
+        try:
+            self.result = send(progress)
+        except LumaError as err:
+            self.error = err
+        except Exception as err:  # noqa: BLE001 - reported to the page as a failed upload
+            _LOG.exception("Unexpected failure while uploading a file")
+            self.error = LumaError(f"The upload failed unexpectedly ({type(err).__name__}).")
+        finally:
+            self._done.set()
+
+
+class UploadJobs:
+    """Uploads keyed per browser session and file content, run in background threads.
+
+    A file upload reports progress, and each progress update on the page is a yield point where a
+    newer run (any click or edit while it uploads) stops the run showing it. The upload itself
+    runs here instead, so it goes on; the next run finds it by key and follows it to the end,
+    and the file is sent once however many runs watch it. A failed upload is handed to one
+    run to report, then forgotten, so the run after that may try again.
+    """
+
+    def __init__(self, *, keep: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._keep = keep
+        self._clock = clock
+        self._jobs: dict[Hashable, tuple[float, UploadJob]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: Hashable, total: int, send: Callable[[Callable[[int, int], None]], Any]) -> UploadJob:
+        """The upload for ``key``: the one already running or finished, else a new one started now."""
+        now = self._clock()
+        with self._lock:
+            for old in [k for k, (at, job) in self._jobs.items() if job.done and now - at > self._keep]:
+                del self._jobs[old]
+            found = self._jobs.get(key)
+            if found is not None:
+                return found[1]
+            job = UploadJob(total)
+            self._jobs[key] = (now, job)
+        threading.Thread(target=job.run, args=(send,), name="luma-upload", daemon=True).start()
+        return job
+
+    def forget_failed(self, key: Hashable, job: UploadJob) -> None:
+        """Drop a failed upload once a run has reported it (the next run may try again)."""
+        with self._lock:
+            found = self._jobs.get(key)
+            if found is not None and found[1] is job and job.error is not None:
+                del self._jobs[key]
+
+    def clear(self) -> None:
+        """Forget every upload (tests)."""
+        with self._lock:
+            self._jobs.clear()
 
 
 # --- prompt language -----------------------------------------------------------------------------

@@ -8,8 +8,9 @@ forever, with a disabled button and (had the create gone out) a charged task on 
 
 These tests stop the click's run at its n-th yield point, for every n, then do what the browser
 does next (the second click's run, then an ordinary rerun) and check the user ends up with one
-task, created once, on the list and on the page. The runs of one session that overlap in time
-are covered by the ledger's thread tests in ``test_support_logic.py``.
+task, created once, on the list and on the page; and that an upload goes on when the run showing
+its progress is stopped. The runs of one session that overlap in time are covered by the thread
+tests of the ledger and the uploads in ``test_support_logic.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
 from luma import CreateLimiter
+from luma.emulator import media
 from pages._support import runtime
 from pages._support.submission import SubmitInputs, SubmitRequest
 
@@ -152,3 +154,43 @@ def test_a_run_that_finds_the_create_being_sent_waits_for_that_answer(hermetic) 
     assert (request.state, request.task_id) == ("done", task_id)
     assert task_id in at.session_state[runtime.TASKS]
     assert at.code[0].value == task_id
+
+
+def test_an_upload_outlives_a_run_stopped_while_showing_its_progress(stopper: Stopper, seam, hermetic, tmp_path, monkeypatch) -> None:
+    """Any click or edit during an upload stops the run showing its progress bar: not the upload."""
+    path = tmp_path / "clip.mp4"
+    media.make_sample(media.SAMPLES[0].slug, path, width=64, height=36, seconds=1, fps=4)
+    traffic = seam()
+    release = threading.Event()
+
+    def slow_upload(request: Any) -> Any:
+        assert release.wait(10)
+        return traffic.inner.handle_request(request)
+
+    traffic.routes[("POST", "/api/file-stream-upload")] = slow_upload
+    upload_job = runtime.upload_job
+    calls: list[int] = []
+
+    def stop_at_the_first_progress_update(*args: Any) -> Any:
+        found = upload_job(*args)
+        calls.append(1)
+        if len(calls) == 1:
+            stopper.arm(2)  # 1: the bar appears; 2: its first update, while the upload is still out
+        return found
+
+    monkeypatch.setattr(runtime, "upload_job", stop_at_the_first_progress_update)
+    at = make_app().run()
+    at.segmented_control(key="submit_source").set_value("upload").run()
+    at.file_uploader(key="submit_file").upload("clip.mp4", path.read_bytes(), "video/mp4").run()
+    assert stopper.stopped, "the run showing the progress was stopped"
+    assert traffic.paths("POST").count("/api/file-stream-upload") == 1
+    assert not any("Uploaded" in c.value for c in at.caption)
+
+    threading.Timer(0.3, release.set).start()
+    at.run()  # the next run follows the same upload to its end
+    assert not at.exception
+    assert traffic.paths("POST").count("/api/file-stream-upload") == 1, "the file was sent once"
+    assert any("Uploaded **clip.mp4**" in c.value for c in at.caption)
+    assert len(calls) == 2, "the second run found the first run's upload"
+    at.run()
+    assert traffic.paths("POST").count("/api/file-stream-upload") == 1

@@ -15,6 +15,7 @@ import pytest
 from luma.errors import (
     AuthenticationError,
     ConnectError,
+    LumaError,
     MaintenanceError,
     MalformedResponseError,
     NotFoundError,
@@ -31,6 +32,7 @@ from pages._support.submission import (
     CreateOutcome,
     SubmitInputs,
     SubmitRequest,
+    UploadJobs,
     decide_click,
     language_hint,
 )
@@ -395,6 +397,69 @@ def test_settle_records_the_outcome_on_the_request():
     assert (request.state, request.task_id, request.in_flight) == ("done", ID_A, False)
     request.settle(CreateOutcome(error=RequestTimeout("x"), maybe_created=True))
     assert request.state == "unknown" and isinstance(request.error, RequestTimeout)
+
+
+# --- uploads in the background --------------------------------------------------------------------
+
+
+def _upload(release, *, error=None, calls=None):
+    def send(progress):
+        if calls is not None:
+            calls.append(1)
+        progress(50, 100)
+        assert release.wait(10)
+        progress(100, 100)
+        if error is not None:
+            raise error
+        return "uploaded"
+
+    return send
+
+
+def test_an_upload_is_sent_once_per_key_and_followed_to_its_end():
+    jobs_, release, calls = UploadJobs(), threading.Event(), []
+    job = jobs_.start(("s", "digest"), 100, _upload(release, calls=calls))
+    assert jobs_.start(("s", "digest"), 100, _upload(release, calls=calls)) is job
+    deadline = time.monotonic() + 5
+    while job.fraction < 0.5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.fraction == 0.5 and not job.done
+    release.set()
+    assert job.wait(5) and job.result == "uploaded" and job.fraction == 1.0
+    assert calls == [1]
+    assert jobs_.start(("s", "digest"), 100, _upload(release, calls=calls)) is job, "finished: kept"
+    assert jobs_.start(("other session", "digest"), 100, _upload(release, calls=calls)).wait(5)
+    assert calls == [1, 1]
+
+
+def test_a_failed_upload_is_reported_once_then_may_be_tried_again():
+    jobs_, release = UploadJobs(), threading.Event()
+    release.set()
+    job = jobs_.start("k", 100, _upload(release, error=ConnectError("down")))
+    assert job.wait(5) and isinstance(job.error, ConnectError) and job.result is None
+    assert jobs_.start("k", 100, _upload(release)) is job, "still there for the run that reports it"
+    jobs_.forget_failed("k", job)
+    retry = jobs_.start("k", 100, _upload(release))
+    assert retry is not job and retry.wait(5) and retry.result == "uploaded"
+    jobs_.forget_failed("k", retry)
+    assert jobs_.start("k", 100, _upload(release)) is retry, "a success is never forgotten that way"
+
+
+def test_an_unexpected_upload_failure_becomes_a_plain_error():
+    jobs_, release = UploadJobs(), threading.Event()
+    release.set()
+    job = jobs_.start("k", 100, _upload(release, error=KeyError("bug")))
+    assert job.wait(5) and isinstance(job.error, LumaError) and "KeyError" in str(job.error)
+
+
+def test_finished_uploads_are_forgotten_after_a_while():
+    now, release = [0.0], threading.Event()
+    release.set()
+    jobs_ = UploadJobs(keep=60.0, clock=lambda: now[0])
+    job = jobs_.start("k", 100, _upload(release))
+    assert job.wait(5)
+    now[0] = 61.0
+    assert jobs_.start("k", 100, _upload(release)) is not job
 
 
 @pytest.mark.parametrize(
