@@ -38,8 +38,7 @@ def import_ids() -> None:
     """Add the pasted task ids; report invalid ones and keep them in the box to be fixed."""
     parsed = jobs.parse_task_ids(state.get("jobs_import_text") or "", existing=runtime.listed())
     added_at = now()
-    for task_id in parsed.valid:
-        runtime.track(jobs.TrackedTask(task_id=task_id, added_at=added_at, source="imported"))
+    runtime.track(*(jobs.TrackedTask(task_id=i, added_at=added_at, source="imported") for i in parsed.valid))
     state["jobs_import_result"] = parsed
     state["jobs_import_text"] = "\n".join(parsed.invalid)
     clear_selection()

@@ -477,11 +477,18 @@ def listed() -> dict[str, jobs.TrackedTask]:
     return dict(tracked())  # one C-level copy: no other thread runs in the middle of it
 
 
-def track(item: jobs.TrackedTask) -> None:
-    """Add a task to the list (an existing entry with the same id is kept as it is)."""
+def track(*items: jobs.TrackedTask) -> int:
+    """Add tasks to the list (an existing entry with the same id is kept). Returns how many were new.
+
+    One session-state read, then plain dict writes: a run stopped at a yield point adds all or none.
+    """
     tasks = tracked()
-    if item.task_id not in tasks:
-        tasks[item.task_id] = item
+    added = 0
+    for item in items:
+        if item.task_id not in tasks:
+            tasks[item.task_id] = item
+            added += 1
+    return added
 
 
 def untrack(task_id: str) -> None:
@@ -505,14 +512,12 @@ def restore_from_url() -> int:
     """Once per session: add the task ids in ``?tasks=`` to the list. Returns how many were added."""
     if st.session_state.get(TASKS_RESTORED):
         return 0
-    st.session_state[TASKS_RESTORED] = True
     ids = jobs.decode_task_ids(st.query_params.get_all(QUERY_TASKS))
     now = datetime.now(timezone.utc)
-    added = 0
-    for task_id in ids:
-        if task_id not in tracked():
-            track(jobs.TrackedTask(task_id=task_id, added_at=now, source="link"))
-            added += 1
+    added = track(*(jobs.TrackedTask(task_id=task_id, added_at=now, source="link") for task_id in ids))
+    # Marked done only now: a run stopped before this point restores again, never loses the list
+    # (the address would otherwise be rewritten from an empty list).
+    st.session_state[TASKS_RESTORED] = True
     return added
 
 

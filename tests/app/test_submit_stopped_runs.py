@@ -194,3 +194,39 @@ def test_an_upload_outlives_a_run_stopped_while_showing_its_progress(stopper: St
     assert len(calls) == 2, "the second run found the first run's upload"
     at.run()
     assert traffic.paths("POST").count("/api/file-stream-upload") == 1
+
+
+def test_a_first_run_stopped_anywhere_never_loses_the_list_in_the_address(stopper: Stopper, hermetic) -> None:
+    """Opening a bookmarked ?tasks= link and clicking at once: the list must survive."""
+    ids = ["a" * 32, "b" * 32]
+
+    def opened() -> Any:
+        at = make_app()
+        at.query_params["tasks"] = ",".join(ids)
+        return at
+
+    mirrored_at: list[int] = []
+    mirror = runtime.mirror_to_url
+
+    def spy() -> None:
+        mirrored_at.append(stopper.count)
+        mirror()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runtime, "mirror_to_url", spy)
+        stopper.arm(None)
+        opened().run()
+    total = stopper.count
+    # Every yield point up to and through the address update, then a sample of the page's own.
+    points = [n for n in range(1, total + 1) if n <= mirrored_at[0] + 5 or n % 10 == 0]
+    for n in points:
+        at = opened()
+        stopper.arm(n)
+        at.run()  # the first run, stopped at its n-th yield point
+        assert stopper.stopped, n
+        stopper.arm(None)
+        at.run()
+        where = f"stopped at yield point {n} of {total}"
+        assert not at.exception, where
+        assert list(at.session_state[runtime.TASKS]) == ids, where
+        assert at.query_params["tasks"] in (",".join(ids), ids), where
