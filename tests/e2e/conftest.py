@@ -48,11 +48,12 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
 STARTUP_SECONDS = 90
-# A fast demo for tests: small, short sample clips. Tasks stay 5 s in "Generating" (default 4),
-# so the Jobs page is sure to show them unfinished before its own timer brings the success.
+# A fast demo for tests: small, short sample clips. Tasks stay 10 s in "Generating" (default 4),
+# so the Jobs page is sure to show them unfinished before its own timer brings the success, even
+# on a CI machine half as fast as ours (the create, the toast and the page switch take ~3 s here).
 DEMO_SECRETS = """\
 [demo]
-processing_delay = 5.0
+processing_delay = 10.0
 sample_width = 320
 sample_height = 180
 sample_seconds = 2.0
