@@ -19,15 +19,17 @@ state = st.session_state
 def save_key() -> None:
     """Keep the typed key in memory for this session only, and clear the field at once."""
     key = (state.get("settings_api_key") or "").strip()
-    state["settings_api_key"] = ""
     if not key:
         state["settings_notice"] = ("warning", "Paste a key first.")
         return
     if any(ch.isspace() for ch in key) or len(key) < 8:
+        state["settings_api_key"] = ""
         state["settings_notice"] = ("error", "That does not look like an API key: no spaces, at least 8 characters.")
         return
+    # Saved before the field is cleared: a run stopped in between keeps the key, never loses it.
     state[runtime.SESSION_API_KEY] = key
     state[runtime.FORCE_DEMO] = False
+    state["settings_api_key"] = ""
     runtime.forget_credits()
     state["settings_notice"] = ("success", "Key saved for this session. The dashboard is now in live mode.")
 
