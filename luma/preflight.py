@@ -48,6 +48,7 @@ __all__ = [
     "check_url",
     "check_url_async",
     "check_url_over",
+    "format_size",
     "inspect_header",
 ]
 
@@ -627,7 +628,8 @@ def _merge_tail(info: HeaderInfo, tail: bytes, *, aligned: bool) -> HeaderInfo:
 # Words
 
 
-def _fmt_size(n: int) -> str:
+def format_size(n: int) -> str:
+    """A byte count as people read it: "812 bytes", "7 KB", "3.4 MB"."""
     if n < _MB:
         return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
     return f"{n / _MB:.1f} MB"
@@ -688,11 +690,11 @@ def _size_check(size: int | None, max_bytes: int, *, where: str) -> Check:
         return _check(
             "size",
             Outcome.FAIL,
-            f"The file is {_fmt_size(size)}; the provider accepts at most {_limit_mb(max_bytes)}.",
+            f"The file is {format_size(size)}; the provider accepts at most {_limit_mb(max_bytes)}.",
             f"Make the file smaller than {_limit_mb(max_bytes)}: shorten it or re-encode it at a lower "
             "bit rate.",
         )
-    return _check("size", Outcome.PASS, f"{_fmt_size(size)}, within the {_limit_mb(max_bytes)} limit.")
+    return _check("size", Outcome.PASS, f"{format_size(size)}, within the {_limit_mb(max_bytes)} limit.")
 
 
 def _container_check(info: HeaderInfo) -> Check:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from luma.errors import LumaError
 from luma.models import TaskRequest
-from luma.preflight import check_file
+from luma.preflight import check_file, format_size
 from pages._support import runtime
 from pages._support.feedback import show_error
 from pages._support.jobs import TrackedTask
@@ -201,7 +201,7 @@ def upload_section() -> None:
         upload = job.result
         runtime.remember_upload(digest, upload)
     st.caption(
-        f":material/cloud_done: Uploaded **{file.name}** ({len(data) / 1_048_576:.1f} MB). "
+        f":material/cloud_done: Uploaded **{file.name}** ({format_size(len(data))}). "
         "The provider keeps uploads for 3 days."
     )
     if local.warnings:

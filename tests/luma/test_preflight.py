@@ -22,11 +22,16 @@ from luma.preflight import (
     check_url,
     check_url_async,
     check_url_over,
+    format_size,
     inspect_header,
 )
 
 MB = 1024 * 1024
 PASS, FAIL, WARN = Outcome.PASS, Outcome.FAIL, Outcome.WARN
+
+
+def test_sizes_read_as_people_say_them():
+    assert [format_size(n) for n in (812, 3_600, 7 * 1024, 3 * MB + MB // 2)] == ["812 bytes", "4 KB", "7 KB", "3.5 MB"]
 
 
 # --------------------------------------------------------------------------------------------
