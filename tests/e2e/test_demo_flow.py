@@ -1,5 +1,5 @@
-"""The demo in a real browser: submit a sample clip, follow it on Jobs, watch both videos; and one
-task per click, counted at the emulator.
+"""The demo in a real browser: submit a sample clip, follow it on Jobs, watch both videos; one
+task per click, counted at the emulator; and a local file uploaded once and used.
 
 Each test opens its own browser context, so it is its own Streamlit session.
 """
@@ -241,3 +241,37 @@ def test_one_click_one_task_even_when_clicked_twice(page: Any, dashboard: Dashbo
     while listed() != sorted([first, second]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert listed() == sorted([first, second]), page.url
+
+
+def test_a_local_file_is_uploaded_once_and_used(page: Any, dashboard: Dashboard, tmp_path: Path) -> None:
+    """Pick a file, type the prompt right away and leave the box (a rerun that may land mid-upload;
+    tests/app/test_submit_stopped_runs.py holds that case exactly), then start: the file reaches
+    the provider's upload API once, and the task is made from the uploaded copy."""
+    from luma.emulator import media
+
+    clip = tmp_path / "my clip.mp4"
+    media.make_sample(media.SAMPLES[1].slug, clip, width=160, height=90, seconds=2, fps=8)
+    uploads = dashboard.data_dir / "uploads"
+    before_uploads = len(list(uploads.rglob("*.mp4"))) if uploads.exists() else 0
+    before = dashboard.creates()
+
+    page.goto(dashboard.url)
+    page.locator(".st-key-submit_prompt textarea").wait_for()
+    settle(page)
+    page.locator(".st-key-submit_source").get_by_role("radio", name="Upload a file").click()
+    settle(page)
+    page.locator(".st-key-submit_file input[type=file]").set_input_files(str(clip))
+    box = page.locator(".st-key-submit_prompt textarea")
+    box.fill("restyle as a vintage film")
+    box.press("Tab")
+    expect(page.get_by_text("Uploaded my clip.mp4", exact=False)).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("The video passed every check.")).to_be_visible(timeout=60_000)
+    settle(page)
+    start_button(page).click()
+    task_id = shown_task_id(page)
+    assert TASK_ID.match(task_id), task_id
+    assert creates_after_settling(dashboard, before + 1) == before + 1
+    logged = json.loads(dashboard.create_lines()[-1])
+    assert logged["taskId"] == task_id and "/files/uploads/" in logged["videoUrl"], logged
+    assert logged["videoUrl"].endswith("-my-clip.mp4"), logged
+    assert len(list(uploads.rglob("*.mp4"))) - before_uploads == 1, "the file was uploaded once"
