@@ -19,6 +19,7 @@ from ._retry import CreateLimiter, RetryPolicy
 from .callbacks import sign, signature_headers, verify_callback, verify_signature
 from .client import AsyncLumaClient, LumaClient
 from .errors import (
+    AddressRefusedError,
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -56,6 +57,7 @@ from .models import (
 
 __all__ = [
     "APIError",
+    "AddressRefusedError",
     "AsyncLumaClient",
     "AuthenticationError",
     "BadRequestError",

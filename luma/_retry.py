@@ -97,8 +97,9 @@ def is_retryable_read(error: LumaError) -> bool:
 
 
 def is_unsent(error: LumaError) -> bool:
-    """Whether the failed request provably never left this machine (safe to send a create again)."""
-    return getattr(error, "request_sent", True) is False
+    """Whether a create may be sent again: it provably never left this machine, and trying again
+    may help (a connection refused because the address is private will be refused again)."""
+    return getattr(error, "request_sent", True) is False and error.retryable
 
 
 @dataclass(frozen=True)

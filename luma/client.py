@@ -14,6 +14,9 @@ Choices the brief leaves to us, stated once:
   401, which becomes :class:`~luma.errors.AuthenticationError`.
 * The key is sent only to the origins of ``api_base`` and ``upload_base``; ``fetch`` of any
   other host carries no ``Authorization`` header, and httpx strips it on cross-origin redirects.
+* A server fetching URLs users gave it passes ``transport=luma.egress.guarded_transport()``:
+  every connection, redirect hops included, then goes to public addresses only, and a refused
+  one raises :class:`~luma.errors.AddressRefusedError`, which is never retried.
 * An injected transport belongs to the caller: closing the client does not close it.
 * Reads (``get_task``, ``get_tasks``, ``get_credits``, ``get_download_url``, ``fetch``) are
   retried on 429, 455, 5xx except 501/505 (definitive answers), timeouts, dropped connections
@@ -59,7 +62,9 @@ from ._constants import (
 )
 from ._retry import CreateLimiter, RetryPolicy, is_retryable_read, is_unsent, parse_retry_after
 from ._transport import AsyncBorrowedTransport, BorrowedTransport
+from .egress import refusal_of
 from .errors import (
+    AddressRefusedError,
     APIError,
     ConfigurationError,
     ConnectError,
@@ -716,6 +721,17 @@ class _Core:
         return text.replace(self._api_key, "<hidden>") if self._api_key else text
 
     def _transport_error(self, exc: httpx.RequestError, call: _Call[Any]) -> LumaError:
+        refused = refusal_of(exc)
+        if refused is not None:
+            # Words from the guard, never the resolved address: a server's internal DNS answers
+            # are not the user's business.
+            words = f"resolves to {refused.reason}" if refused.address else f"is {refused.reason}"
+            return AddressRefusedError(
+                f"Did not connect to {refused.host}: it {words}, and only public addresses are "
+                "fetched. The request was not sent.",
+                host=refused.host,
+                reason=refused.reason,
+            )
         host = _host(call.url)
         detail = ""
         if isinstance(exc, _QUOTABLE) and str(exc):
@@ -843,7 +859,7 @@ class LumaClient(_Core):
                 response = self._http.send(request, follow_redirects=call.follow_redirects)
             except httpx.RequestError as exc:
                 error = self._transport_error(exc, call)
-                sent = not is_unsent(error)
+                sent = getattr(error, "request_sent", True)
                 # from None: the httpx exception holds the request, headers and all.
                 raise error from None
         finally:
@@ -1004,7 +1020,7 @@ class AsyncLumaClient(_Core):
                 response = await self._http.send(request, follow_redirects=call.follow_redirects)
             except httpx.RequestError as exc:
                 error = self._transport_error(exc, call)
-                sent = not is_unsent(error)
+                sent = getattr(error, "request_sent", True)
                 raise error from None
         finally:
             # Cancelled mid-flight counts as sent: the provider may have counted it.

@@ -7,6 +7,7 @@ Every failure the client reports is a :class:`LumaError`; catch that to catch th
     ├── InvalidInputError             an argument was refused before sending (also a ValueError)
     ├── TransportError                no usable answer came back from the provider
     │   ├── ConnectError              could not connect; the request never left this machine
+    │   │   └── AddressRefusedError   the address is private or local: refused, never retried
     │   └── RequestTimeout            sent, but no answer in time: the outcome is unknown
     ├── MalformedResponseError        an answer came, but not in the documented shape
     ├── SignatureError                a callback's signature headers are missing, stale or wrong
@@ -34,6 +35,10 @@ from codes and our own words only, and the provider's ``msg`` is kept apart in
 prompt, a video URL that is not http(s), an empty task id) before spending a request, so nothing
 is sent and nothing is lost. It is deliberately not :class:`ValidationError`, which means the
 provider itself refused the input (HTTP or body code 422).
+
+:class:`AddressRefusedError` comes from a client whose transport is a
+:func:`luma.egress.guarded_transport`: the host is, or resolves to, a private or local address,
+so no connection was made. Retrying cannot help, so it is not retryable, unlike its parent.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import ClassVar
 
 __all__ = [
     "APIError",
+    "AddressRefusedError",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
@@ -113,6 +119,21 @@ class ConnectError(TransportError):
     """The connection failed before any byte of the request was sent."""
 
     request_sent = False
+
+
+class AddressRefusedError(ConnectError):
+    """The guard refused the connection: the host is, or resolves to, a private or local address."""
+
+    # The address will not become public by asking again.
+    retryable = False
+    next_step = "Use a public address: private and local addresses are not fetched (upload the file instead)."
+
+    def __init__(self, message: str, *, host: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        #: The host as the URL wrote it.
+        self.host = host
+        #: The kind of address, in plain words ("a private network address").
+        self.reason = reason
 
 
 class RequestTimeout(TransportError):

@@ -17,16 +17,23 @@ Details name the host at most, never the path or query string, which may carry s
 Requests go through the ``httpx`` client the caller passes in (and only that one), so the
 offline emulator's transport works here as it does for the API client; ``Authorization`` and
 ``Cookie`` headers are stripped, because the provider fetches the video without them.
-A host name is not resolved: a public name pointing at a private address passes the
-private-address check and is caught, if at all, only by the fetch itself.
+
+Private and local addresses fail twice over. Before any request, a host written as a private IP
+(in any spelling: ``127.1``, ``[::ffff:7f00:1]``, ...) or a local name fails the check, as does
+a redirect to one; the provider could not reach it from the internet. And :func:`check_url_over`
+without a transport connects through :func:`luma.egress.guarded_transport`, which checks the
+address a name resolves to at connect time, on every hop: a public-looking name that resolves to
+a private address is refused there, and reported as such, never fetched. Origins the caller serves
+in-process (the demo emulator's file host) are exempt by name (``local_origins``): no network is
+used for them.
 """
 
 from __future__ import annotations
 
 import enum
-import ipaddress
 import re
 import struct
+import warnings
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
@@ -35,6 +42,7 @@ import httpx
 
 from ._constants import MAX_VIDEO_BYTES, MAX_VIDEO_SECONDS, VIDEO_CONTAINERS
 from ._transport import BorrowedTransport
+from .egress import EgressPolicy, guarded_transport, parse_ip_literal, refusal_of, refusal_reason
 
 __all__ = [
     "DEFAULT_HEADER_BYTES",
@@ -616,6 +624,55 @@ def inspect_header(data: bytes, *, total_size: int | None) -> HeaderInfo:
     return HeaderInfo(None, None, None, None, False)
 
 
+def _declared_end(data: bytes, size: int) -> int | None:
+    """Where the file's own top-level structure says it ends, when that is past ``size``.
+
+    ``data`` is the start of the file (ideally all of it), ``size`` its real length. MP4/MOV: the
+    top-level boxes are walked as far as their headers lie in ``data``; a box running past the
+    end (typically ``mdat`` or ``moov`` cut short by a broken download) gives its end. AVI: the
+    RIFF chunks' sizes. None when nothing claims more than ``size`` or the walk cannot tell.
+    """
+    view = memoryview(data)
+    n = len(data)
+    try:
+        if _looks_isobmff(data):
+            off = 0
+            while off < size:
+                if off + 8 > size:
+                    return off + 8  # the file ends inside a box header
+                head = _box(view, off, n)
+                if head is None or head[2] is None:
+                    return None  # header not read, or a box that runs to the end by definition
+                off += head[2]
+            return off if off > size else None
+        if data.startswith(b"RIFF") and data[8:12] == b"AVI ":
+            off = 0
+            # RIFF 'AVI ' then, past 1 GB, RIFF 'AVIX' extensions (OpenDML).
+            while off + 8 <= min(n, size) and data[off : off + 4] == b"RIFF":
+                (length,) = struct.unpack_from("<I", data, off + 4)
+                end = off + 8 + length
+                if end > size:
+                    return end
+                off = end + (length & 1)
+    except (_Corrupt, struct.error, IndexError):
+        return None
+    return None
+
+
+def _truncated(info: HeaderInfo, data: bytes, size: int | None) -> HeaderInfo:
+    """``info`` with a problem set when the file ends before its structure says it should."""
+    if not info.accepted or size is None:
+        return info
+    claimed = _declared_end(data, size)
+    if claimed is None:
+        return info
+    ends, says = format_size(size), format_size(claimed)
+    if ends == says:  # too close to tell apart in rounded units
+        ends, says = f"{size:,} bytes", f"{claimed:,} bytes"
+    problem = f"The file is damaged or incomplete: it ends at {ends} but its contents say {says}."
+    return replace(info, problem=problem, needs_tail=False)
+
+
 def _merge_tail(info: HeaderInfo, tail: bytes, *, aligned: bool) -> HeaderInfo:
     """``info`` completed with the index found in ``tail`` (unchanged when none is there)."""
     movie = _find_moov(memoryview(tail), len(tail), aligned)
@@ -629,10 +686,22 @@ def _merge_tail(info: HeaderInfo, tail: bytes, *, aligned: bool) -> HeaderInfo:
 
 
 def format_size(n: int) -> str:
-    """A byte count as people read it: "812 bytes", "7 KB", "3.4 MB"."""
-    if n < _MB:
-        return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
-    return f"{n / _MB:.1f} MB"
+    """A byte count as people read it: "812 bytes", "7 KB", "3.4 MB", "1.2 GB", "1.0 TB".
+
+    Units are powers of 1024, as in the provider's "500 MB" limit (500 * 1024 * 1024 bytes),
+    so a file at the limit reads "500.0 MB"; 10**12 bytes read "931.3 GB".
+    """
+    if n < 1024:
+        return f"{n} bytes"
+    if round(n / 1024) < 1024:
+        return f"{n / 1024:.0f} KB"
+    value = n / _MB
+    for unit in ("MB", "GB"):
+        # Move up a unit where rounding would show "1024.0".
+        if round(value, 1) < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
 
 
 def _fmt_seconds(s: float) -> str:
@@ -785,15 +854,19 @@ def check_file(
     """Check a local file before uploading it: size, format and length, without network.
 
     ``head`` is the start of the file (the whole file is best: an MP4 written without
-    "faststart" keeps its length at the end); ``size`` its full size. ``tail``, when given, is
-    the file's last bytes, searched for the index when ``head`` does not hold it. ``file_name``
-    is used only to warn about a name the provider may misread; the bytes decide the format.
+    "faststart" keeps its length at the end, and only the whole file shows every box); ``size``
+    its full size. ``tail``, when given, is the file's last bytes, searched for the index when
+    ``head`` does not hold it. ``file_name`` is used only to warn about a name the provider may
+    misread; the bytes decide the format. A file that ends before its own structure says it
+    should (a box or RIFF chunk running past the end) fails as damaged or incomplete.
     """
     checks: list[Check] = []
     info = inspect_header(head, total_size=size)
     if info.needs_tail and tail:
         aligned = info.tail_offset is not None and size - len(tail) == info.tail_offset
         info = _merge_tail(info, tail, aligned=aligned)
+    # A download cut short still starts like a good file: its box sizes give it away.
+    info = _truncated(info, head, size)
     ext = PurePosixPath(file_name.replace("\\", "/")).suffix.lower()
     if info.accepted and _EXTENSIONS.get(ext) is None:
         shown = f"ends in '{ext}'" if ext else "has no extension"
@@ -847,8 +920,10 @@ class _Answer:
     body: bytes = b""
     #: The body ended before ``limit`` was reached: ``body`` is all of it.
     exhausted: bool = False
-    #: "connect", "timeout" or "other" when no answer came.
+    #: "connect", "timeout", "refused" (by the egress guard) or "other" when no answer came.
     error: str | None = None
+    #: For "refused": what the host is, e.g. "resolves to a private network address".
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -867,25 +942,23 @@ _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".
 
 
 def _private_reason(host: str) -> str | None:
-    """Why the provider cannot reach ``host`` from the internet, or None when it may."""
+    """Why the provider cannot reach ``host`` from the internet, or None when it may.
+
+    Judged from the host as written (no DNS): IP literals in every spelling, and local names.
+    """
+    ip = parse_ip_literal(host)
+    if ip is not None:
+        reason = refusal_reason(ip)
+        return f"is {reason}" if reason else None
     name = host.lower().rstrip(".").strip("[]")
     if name == "localhost" or name.endswith(".localhost"):
         return "is this machine (localhost)"
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        if "." not in name:
-            return "is a local network name, not a public internet address"
-        if name.endswith(_LOCAL_SUFFIXES):
-            return "is a local network name, not a public internet address"
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return "is this machine (a loopback address)"
-    if not ip.is_global:
-        return "is a private network address"
+    if "." not in name or name.endswith(_LOCAL_SUFFIXES):
+        return "is a local network name, not a public internet address"
     return None
+
+
+_PRIVATE_FIX = "Use a public URL; the provider cannot reach your machine (or upload the file instead)."
 
 
 def _private_check(host: str, reason: str) -> Check:
@@ -893,8 +966,55 @@ def _private_check(host: str, reason: str) -> Check:
         "reachable",
         Outcome.FAIL,
         f"{host} {reason}: the provider downloads the video over the internet and cannot reach it.",
-        "Use a public URL; the provider cannot reach your machine (or upload the file instead).",
+        _PRIVATE_FIX,
     )
+
+
+def _refused_check(host: str, refusal: str, *, via: str | None) -> Check:
+    """The egress guard refused to connect to ``host`` (it resolved to a private address)."""
+    where = f"{via} redirects to {host}, which" if via else host
+    return _check(
+        "reachable",
+        Outcome.FAIL,
+        f"{where} {refusal}: the provider downloads the video over the internet and cannot reach "
+        "it, and this server does not fetch private or local addresses.",
+        _PRIVATE_FIX,
+    )
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host.lower().rstrip("."), url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
+def _origins(values: Iterable[str]) -> frozenset[tuple[str, str, int | None]]:
+    """``local_origins`` as comparable (scheme, host, port) triples."""
+    if isinstance(values, str):
+        values = (values,)
+    found = set()
+    for value in values:
+        url = httpx.URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"local_origins must be http(s) origins, not {value!r}")
+        found.add(_origin(url))
+    return frozenset(found)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Which hosts skip the by-name private check, and why."""
+
+    #: Origins served in-process (no network is used for them).
+    local: frozenset[tuple[str, str, int | None]] = frozenset()
+    #: The deprecated ``allow_private=True``: every host skips it.
+    anything: bool = False
+
+    def is_local(self, url: httpx.URL) -> bool:
+        return _origin(url) in self.local
+
+    def reason(self, url: httpx.URL) -> str | None:
+        if self.anything or self.is_local(url):
+            return None
+        return _private_reason(url.host)
 
 
 def _url_check(url: str) -> tuple[httpx.URL | None, Check]:
@@ -996,11 +1116,15 @@ def _fetch(
     *,
     limit: int = 0,
     partial_only: bool = False,
-    allow_private: bool,
+    scope: _Scope,
 ) -> Generator[_Request, _Answer, _Fetched]:
     """One request, following redirects by hand so that every hop's host is checked."""
+    previous: str | None = None
     for _ in range(_MAX_REDIRECTS + 1):
         answer = yield _Request(method, str(url), headers, limit, partial_only)
+        if answer.error == "refused":
+            refused = _refused_check(url.host, answer.refusal or "is a private or local address", via=previous)
+            return _Fetched(answer, url, refused)
         location = answer.headers.get("location")
         if answer.error or answer.status not in _REDIRECTS or not location:
             return _Fetched(answer, url)
@@ -1016,12 +1140,12 @@ def _fetch(
                 "Use the direct link to the video file.",
             )
             return _Fetched(answer, url, failure)
-        reason = None if allow_private else _private_reason(nxt.host)
+        reason = scope.reason(nxt)
         if reason:
             check = _private_check(nxt.host, reason)
             failure = replace(check, detail=f"{url.host} redirects to {check.detail}")
             return _Fetched(answer, url, failure)
-        url = nxt
+        previous, url = url.host, nxt
     failure = _check(
         "reachable",
         Outcome.FAIL,
@@ -1112,7 +1236,7 @@ def _url_flow(
     max_seconds: float,
     header_bytes: int,
     tail_bytes: int,
-    allow_private: bool,
+    scope: _Scope,
 ) -> _Flow:
     checks: list[Check] = []
     parsed, url_check = _url_check(url)
@@ -1120,13 +1244,13 @@ def _url_flow(
     if parsed is None:
         return PreflightReport(tuple(checks))
     host = parsed.host
-    reason = None if allow_private else _private_reason(host)
+    reason = scope.reason(parsed)
     if reason:
         checks.append(_private_check(host, reason))
         return PreflightReport(tuple(checks))
 
     identity = (("Accept-Encoding", "identity"),)  # byte ranges and lengths of the file itself
-    head = yield from _fetch(parsed, "HEAD", identity, allow_private=allow_private)
+    head = yield from _fetch(parsed, "HEAD", identity, scope=scope)
     if head.failure:
         return PreflightReport((*checks, head.failure))
     if head.answer.error:
@@ -1135,9 +1259,7 @@ def _url_flow(
 
     # The first bytes: the format, and for most files the length. Also the HEAD fallback.
     ranged = (*identity, ("Range", f"bytes=0-{header_bytes - 1}"))
-    start = yield from _fetch(
-        head.url if head_ok else parsed, "GET", ranged, limit=header_bytes, allow_private=allow_private
-    )
+    start = yield from _fetch(head.url if head_ok else parsed, "GET", ranged, limit=header_bytes, scope=scope)
     if start.failure:
         return PreflightReport((*checks, start.failure))
     got = start.answer
@@ -1154,8 +1276,8 @@ def _url_flow(
                 "reachable",
                 Outcome.PASS,
                 f"{host} answered{via}."
-                # A local host is allowed only for the in-process demo, where the "provider" is here.
-                + ("" if allow_private and _private_reason(host) else (
+                # A local origin is served in-process for the demo, where the "provider" is here.
+                + ("" if scope.is_local(parsed) or (scope.anything and _private_reason(host)) else (
                     " This shows it is reachable from here; the provider must reach it from the "
                     "internet as well."
                 )),
@@ -1195,7 +1317,7 @@ def _url_flow(
     info: HeaderInfo | None = None
     tail_reason = ""
     if _is_ok(got) and got.body:
-        info = inspect_header(got.body, total_size=size)
+        info = _truncated(inspect_header(got.body, total_size=size), got.body, size)
         if info.needs_tail and got.status == 200:
             tail_reason = (
                 "The server ignores range requests, so reading the length at the end of the file "
@@ -1212,9 +1334,13 @@ def _url_flow(
                 (*identity, ("Range", f"bytes=-{span}")),
                 limit=span,
                 partial_only=True,
-                allow_private=allow_private,
+                scope=scope,
             )
             answer = tail.answer
+            if answer.error == "refused" and tail.failure is not None:
+                # The name answered public a moment ago and private now: refuse, do not warn.
+                kept = [c for c in checks if c.key != "reachable"]
+                return PreflightReport((*kept, tail.failure))
             if tail.failure is None and answer.error is None and answer.status == 206 and answer.body:
                 first, _total = _content_range(answer.headers)
                 aligned = first is not None and first == info.tail_offset
@@ -1282,6 +1408,14 @@ def _build(
     return request
 
 
+def _error_answer(exc: Exception) -> _Answer:
+    refused = refusal_of(exc)
+    if refused is not None:
+        words = f"resolves to {refused.reason}" if refused.address else f"is {refused.reason}"
+        return _Answer(error="refused", refusal=words)
+    return _Answer(error=_error_kind(exc))
+
+
 def _error_kind(exc: Exception) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
@@ -1301,7 +1435,7 @@ def _send(client: httpx.Client, req: _Request, timeout: float | httpx.Timeout) -
         request = _build(client, req, timeout)
         response = client.send(request, stream=True, auth=None, follow_redirects=False)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return _Answer(error=_error_kind(exc))
+        return _error_answer(exc)
     body = bytearray()
     exhausted = False
     try:
@@ -1324,7 +1458,7 @@ async def _send_async(client: httpx.AsyncClient, req: _Request, timeout: float |
         request = _build(client, req, timeout)
         response = await client.send(request, stream=True, auth=None, follow_redirects=False)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return _Answer(error=_error_kind(exc))
+        return _error_answer(exc)
     body = bytearray()
     exhausted = False
     try:
@@ -1347,26 +1481,29 @@ def _validate(header_bytes: int, tail_bytes: int) -> None:
         raise ValueError("header_bytes and tail_bytes must be at least 64")
 
 
-def check_url(
-    url: str,
-    *,
-    client: httpx.Client,
-    max_bytes: int = MAX_VIDEO_BYTES,
-    max_seconds: float = MAX_VIDEO_SECONDS,
-    header_bytes: int = DEFAULT_HEADER_BYTES,
-    tail_bytes: int = DEFAULT_TAIL_BYTES,
-    allow_private: bool = False,
-    timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-) -> PreflightReport:
-    """Check a video URL the way the provider will fetch it, without downloading it whole.
+def _scope(local_origins: Iterable[str], allow_private: bool) -> _Scope:
+    if allow_private:
+        warnings.warn(
+            "allow_private is deprecated: it skips the private-address check for every host. Pass "
+            "local_origins (the origins served in-process, e.g. the emulator's public_base) instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return _Scope(_origins(local_origins), allow_private)
 
-    Checks, in order: ``url`` (well-formed http(s)), ``reachable`` (HEAD, falling back to a
-    ranged GET; private and local hosts fail unless ``allow_private``, which the offline demo
-    needs), ``content_type``, ``size`` (<= ``max_bytes``), ``container`` (MP4/MOV/AVI by the
-    bytes) and ``duration`` (<= ``max_seconds``). At most ``header_bytes`` are read from the
-    start, and ``tail_bytes`` from the end of an MP4/MOV that keeps its index there.
-    Never raises for anything the server does; every request goes through ``client``.
-    """
+
+def _run(
+    url: str,
+    client: httpx.Client,
+    scope: _Scope,
+    *,
+    max_bytes: int,
+    max_seconds: float,
+    header_bytes: int,
+    tail_bytes: int,
+    timeout: float | httpx.Timeout,
+) -> PreflightReport:
+    """The sync driver: carry out the flow's requests one by one."""
     _validate(header_bytes, tail_bytes)
     flow = _url_flow(
         url,
@@ -1374,7 +1511,7 @@ def check_url(
         max_seconds=max_seconds,
         header_bytes=header_bytes,
         tail_bytes=tail_bytes,
-        allow_private=allow_private,
+        scope=scope,
     )
     try:
         req = next(flow)
@@ -1384,17 +1521,59 @@ def check_url(
         return done.value  # type: ignore[no-any-return]
 
 
+def check_url(
+    url: str,
+    *,
+    client: httpx.Client,
+    max_bytes: int = MAX_VIDEO_BYTES,
+    max_seconds: float = MAX_VIDEO_SECONDS,
+    header_bytes: int = DEFAULT_HEADER_BYTES,
+    tail_bytes: int = DEFAULT_TAIL_BYTES,
+    local_origins: Iterable[str] = (),
+    allow_private: bool = False,
+    timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+) -> PreflightReport:
+    """Check a video URL the way the provider will fetch it, without downloading it whole.
+
+    Checks, in order: ``url`` (well-formed http(s)), ``reachable`` (HEAD, falling back to a
+    ranged GET; private and local hosts fail), ``content_type``, ``size`` (<= ``max_bytes``),
+    ``container`` (MP4/MOV/AVI by the bytes) and ``duration`` (<= ``max_seconds``). At most
+    ``header_bytes`` are read from the start, and ``tail_bytes`` from the end of an MP4/MOV that
+    keeps its index there. ``local_origins`` ("http://luma-emulator.local") are origins the
+    caller's transport serves in-process, exempt from the private-address check; the offline demo
+    needs its file host there. ``allow_private`` is deprecated (it exempts every host).
+    Never raises for anything the server does; every request goes through ``client``, whose
+    transport decides what the network may reach (see :func:`check_url_over`).
+    """
+    scope = _scope(local_origins, allow_private)
+    return _run(
+        url, client, scope, max_bytes=max_bytes, max_seconds=max_seconds, header_bytes=header_bytes,
+        tail_bytes=tail_bytes, timeout=timeout,
+    )
+
+
 def check_url_over(
-    url: str, *, transport: httpx.BaseTransport | None, allow_private: bool = False
+    url: str,
+    *,
+    transport: httpx.BaseTransport | None,
+    local_origins: Iterable[str] = (),
+    egress: EgressPolicy | None = None,
+    allow_private: bool = False,
 ) -> PreflightReport:
     """:func:`check_url` through a transport someone else owns (e.g. ``LumaClient.transport``).
 
-    ``None`` means the real network. The transport is left open, so the emulator's can be
-    lent for one check; callers need not import httpx.
+    ``None`` means the real network, through :func:`luma.egress.guarded_transport` with
+    ``egress`` (default: public addresses only): never httpx's plain network, which would connect
+    wherever a name resolves. A given transport is left open, so the emulator's can be lent for
+    one check; callers need not import httpx.
     """
-    borrowed = BorrowedTransport(transport) if transport is not None else None
-    with httpx.Client(transport=borrowed) as http:
-        return check_url(url, client=http, allow_private=allow_private)
+    scope = _scope(local_origins, allow_private)
+    inner = guarded_transport(egress) if transport is None else BorrowedTransport(transport)
+    with httpx.Client(transport=inner) as http:  # closes the guarded transport made here only
+        return _run(
+            url, http, scope, max_bytes=MAX_VIDEO_BYTES, max_seconds=MAX_VIDEO_SECONDS,
+            header_bytes=DEFAULT_HEADER_BYTES, tail_bytes=DEFAULT_TAIL_BYTES, timeout=DEFAULT_TIMEOUT,
+        )
 
 
 async def check_url_async(
@@ -1405,10 +1584,12 @@ async def check_url_async(
     max_seconds: float = MAX_VIDEO_SECONDS,
     header_bytes: int = DEFAULT_HEADER_BYTES,
     tail_bytes: int = DEFAULT_TAIL_BYTES,
+    local_origins: Iterable[str] = (),
     allow_private: bool = False,
     timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
 ) -> PreflightReport:
     """:func:`check_url` over an :class:`httpx.AsyncClient` (the same checks, the same logic)."""
+    scope = _scope(local_origins, allow_private)
     _validate(header_bytes, tail_bytes)
     flow = _url_flow(
         url,
@@ -1416,7 +1597,7 @@ async def check_url_async(
         max_seconds=max_seconds,
         header_bytes=header_bytes,
         tail_bytes=tail_bytes,
-        allow_private=allow_private,
+        scope=scope,
     )
     try:
         req = next(flow)

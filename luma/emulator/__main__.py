@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "deleted on exit)")
     net.add_argument("--verbose", action="store_true",
                      help="print one line per request (method, path, status; never headers)")
+    net.add_argument("--allow-host", dest="allow_hosts", action="append", default=None, metavar="HOST",
+                     help="a host (name, name:port or IP) the emulator may fetch videoUrl/fileUrl from and "
+                          "send callbacks to even though it is private or local, e.g. 127.0.0.1 for a test "
+                          "server; repeatable (default: public addresses only, as the provider)")
 
     acct = parser.add_argument_group("account")
     acct.add_argument("--require-key", action="store_true",
@@ -164,6 +168,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         signing_key=signing_key,
         sample_width=width,
         sample_height=height,
+        allow_hosts=tuple(args.allow_hosts or ()),
     )
     for name in (
         "credits", "credits_per_task", "create_limit", "create_window", "processing_delay", "failure_rate",

@@ -18,6 +18,12 @@ rendered by :func:`luma.emulator.media.render_result` in a small worker pool. A 
 GENERATING until rendering is done *and* ``processing_delay`` seconds have passed on the injected
 clock, so tests can move time by hand.
 
+Like the provider, the emulator fetches and calls back only public addresses: its default fetch
+and callback transports are :func:`luma.egress.guarded_transport` s, which check every connection
+(redirect hops included) at connect time, and a URL whose host is a private IP literal is refused
+before any request. ``EmulatorConfig.allow_hosts`` names the exceptions (a test server on
+127.0.0.1, an internal file host).
+
 The API key is only ever hashed (to keep each key's credits, rate window and tasks apart); it is
 never stored, logged or written to ``creates.jsonl``.
 """
@@ -71,6 +77,7 @@ from .._constants import (
     USER_AGENT,
     VIDEO_CONTAINERS,
 )
+from ..egress import AddressRefused, EgressPolicy, guarded_transport, refusal_of
 from ..models import TaskStatus
 from .delivery import CALLBACK_BACKOFF, CALLBACK_RETRIES, CALLBACK_TIMEOUT, CallbackSender, failure_body, success_body
 
@@ -184,6 +191,10 @@ class EmulatorConfig:
     """First pause between callback attempts, doubled after each failure."""
     callback_timeout: float = CALLBACK_TIMEOUT
     """Per-attempt callback timeout in seconds."""
+    allow_hosts: tuple[str, ...] = ()
+    """Hosts (``name``, ``name:port`` or an IP) the emulator may fetch from and call back even when
+    they are private or local, e.g. ``127.0.0.1`` for a test server. Fixed when the emulator
+    starts (its guarded transports are built from it); never changeable over HTTP."""
     max_video_bytes: int = MAX_VIDEO_BYTES
     """Largest input video accepted by create."""
     max_video_seconds: float = MAX_VIDEO_SECONDS
@@ -198,6 +209,9 @@ class EmulatorConfig:
     """Length of generated sample clips."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.allow_hosts, str):
+            self.allow_hosts = (self.allow_hosts,)
+        self.allow_hosts = tuple(self.allow_hosts)  # a list from JSON or the command line
         self.validate()
 
     def validate(self) -> None:
@@ -233,6 +247,13 @@ class EmulatorConfig:
         parts = urlsplit(self.public_base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"public_base must be an http(s) origin, not {self.public_base!r}")
+        if not all(isinstance(h, str) and h.strip() for h in self.allow_hosts):
+            raise ValueError("allow_hosts must be host names (or host:port), not empty")
+        self.egress()  # refuses entries that are not a host or host:port
+
+    def egress(self) -> EgressPolicy:
+        """The policy of the emulator's fetches and callbacks: public addresses and ``allow_hosts``."""
+        return EgressPolicy(allow_hosts=frozenset(self.allow_hosts))
 
     def __repr__(self) -> str:
         # The keys are secrets: say whether they are set, never what they are.
@@ -488,14 +509,20 @@ class Emulator:
         self._create_count = 0
         self._sample_locks: dict[str, threading.Lock] = {}
 
+        self._egress = self.config.egress()
         self._fetch = httpx.Client(
-            transport=fetch_transport if fetch_transport is not None else httpx.HTTPTransport(),
+            # The guard checks every connection, redirect hops included, where the socket is made.
+            transport=fetch_transport if fetch_transport is not None else guarded_transport(self._egress),
             timeout=httpx.Timeout(FETCH_TIMEOUT, connect=5.0),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=True,
+            # Each hop's host, when an IP literal, is judged before the transport sees it, so an
+            # injected transport cannot be steered at a private address by a redirect either.
+            event_hooks={"request": [self._check_hop]},
         )
         self._sender = CallbackSender(
             callback_transport,
+            egress=self._egress,
             signing_key=lambda: self.config.signing_key,
             timeout=self.config.callback_timeout,
             retries=self.config.callback_retries,
@@ -510,16 +537,22 @@ class Emulator:
 
     # -- public API ------------------------------------------------------------------------------
 
-    def transport(self) -> EmulatorTransport:
-        """An httpx transport (sync and async) answering every request from this emulator."""
+    def transport(self, *, network: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None) -> EmulatorTransport:
+        """An httpx transport (sync and async) answering from this emulator.
+
+        It answers the API and upload paths for any host (it is the provider) and ``/files/`` on
+        the emulator's own ``public_base``; any other request goes to ``network`` (give a
+        :func:`luma.egress.guarded_transport`), and without one fails as an unreachable host.
+        """
         from .transport import EmulatorTransport
 
-        return EmulatorTransport(self)
+        return EmulatorTransport(self, network=network)
 
     def configure(self, **changes: Any) -> EmulatorConfig:
         """Change settings on the running emulator (all or nothing); returns the new config."""
-        if "data_dir" in changes:
-            raise ValueError("data_dir cannot change on a running emulator")
+        for fixed in ("data_dir", "allow_hosts"):
+            if fixed in changes:
+                raise ValueError(f"{fixed} cannot change on a running emulator")
         with self._lock:
             updated = dataclasses.replace(self.config, **changes)  # validates via __post_init__
             self.config = updated
@@ -982,11 +1015,25 @@ class Emulator:
         size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
         return f"The video is larger than {size}"
 
+    def _check_hop(self, request: httpx.Request) -> None:
+        self._egress.check_literal(request.url.host, request.url.port)
+
     def _download(
         self, url: str, dst: Path, *, timeout: float, code: int, what: str, video: bool = True
     ) -> str | None:
         """Stream a remote URL to ``dst`` within the size limit; returns its Content-Type."""
         limit = self.config.max_video_bytes
+        # Worded the same whether refused up front, at the first connect or at a redirect hop,
+        # so the answer never tells whether some host answered first.
+        refused = f"{what} points to a private or local network address; the service only fetches public addresses"
+        try:
+            parts = urlsplit(url)
+            # Before httpx parses it: some private spellings (0177.0.0.1) are not URLs to httpx.
+            self._egress.check_literal(parts.hostname or "", parts.port)
+        except AddressRefused:
+            raise _Reject(code, refused) from None
+        except ValueError:  # a port that is not a number
+            raise _Reject(code, f"{what} is not a valid URL") from None
         try:
             with self._fetch.stream("GET", url, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))) as response:
                 if response.status_code != 200:
@@ -1006,10 +1053,16 @@ class Emulator:
                             raise _Reject(code, self._too_big_message())
                         out.write(chunk)
                 return content_type or None
+        except AddressRefused:  # raised by the redirect hook
+            raise _Reject(code, refused) from None
         except httpx.TimeoutException:
             raise _Reject(code, f"{what} is unreachable (timed out)") from None
         except httpx.HTTPError as exc:
+            if refusal_of(exc) is not None:  # raised by the guarded transport at connect time
+                raise _Reject(code, refused) from None
             raise _Reject(code, f"{what} is unreachable ({type(exc).__name__})") from None
+        except httpx.InvalidURL:
+            raise _Reject(code, f"{what} is not a valid URL") from None
 
     # -- background work -------------------------------------------------------------------------
 
@@ -1350,7 +1403,8 @@ class Emulator:
                     changes = json.loads(request.body or b"{}")
                     if not isinstance(changes, dict):
                         raise ValueError("the body must be a JSON object")
-                    blocked = {"data_dir", "required_key", "signing_key"} & changes.keys()
+                    # allow_hosts over HTTP would let any caller open the private network.
+                    blocked = {"data_dir", "required_key", "signing_key", "allow_hosts"} & changes.keys()
                     if blocked:
                         raise ValueError(f"{', '.join(sorted(blocked))} cannot be changed over HTTP")
                     self.configure(**changes)

@@ -6,6 +6,11 @@ with ``X-Webhook-Timestamp`` / ``X-Webhook-Signature`` (HMAC-SHA256 over ``taskI
 computed by :func:`luma.callbacks.sign`, so the emulator and the verifier share one definition).
 The bodies use the callback's own field names: ``promptJson`` (not ``paramJson``), no
 ``originUrls``, no ``successFlag``, no times.
+
+Callbacks go only to public addresses: the default transport is a
+:func:`luma.egress.guarded_transport`, and a callback URL whose host is a private IP literal is
+refused before any request. A refusal is not retried (the address will not become public by
+waiting): one attempt, outcome ``refused: private address``.
 """
 
 from __future__ import annotations
@@ -15,16 +20,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from .._constants import USER_AGENT
+from ..egress import AddressRefused, EgressPolicy, guarded_transport, refusal_of
 
 __all__ = [
     "CALLBACK_BACKOFF",
     "CALLBACK_RETRIES",
     "CALLBACK_TIMEOUT",
     "FAILURE_MESSAGE",
+    "REFUSED",
     "SUCCESS_MESSAGE",
     "CallbackSender",
     "DeliveryOutcome",
@@ -40,6 +48,8 @@ CALLBACK_TIMEOUT = 15.0
 CALLBACK_RETRIES = 3
 #: First pause between attempts, doubled after each failure; short so demos settle quickly.
 CALLBACK_BACKOFF = 0.5
+#: The outcome of a callback to a private or local address (never retried).
+REFUSED = "refused: private address"
 
 
 def success_body(task_id: str, prompt_json: str, result_urls: list[str]) -> dict[str, Any]:
@@ -69,12 +79,17 @@ class DeliveryOutcome:
 
 
 class CallbackSender:
-    """POSTs callback bodies with retries, through an injectable transport."""
+    """POSTs callback bodies with retries, through an injectable transport.
+
+    ``egress`` decides which addresses may be called: the default transport is guarded by it,
+    and a URL whose host is a refused IP literal is never sent, whatever the transport.
+    """
 
     def __init__(
         self,
         transport: httpx.BaseTransport | None = None,
         *,
+        egress: EgressPolicy | None = None,
         signing_key: Callable[[], str | None] | str | None = None,
         timeout: float = CALLBACK_TIMEOUT,
         retries: int = CALLBACK_RETRIES,
@@ -85,8 +100,9 @@ class CallbackSender:
     ) -> None:
         # An explicit transport also keeps httpx from routing through environment proxies:
         # the provider calls the callback URL directly, so the emulator does too.
+        self._egress = egress if egress is not None else EgressPolicy()
         self._client = httpx.Client(
-            transport=transport if transport is not None else httpx.HTTPTransport(),
+            transport=transport if transport is not None else guarded_transport(self._egress),
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
@@ -118,6 +134,14 @@ class CallbackSender:
         timeout = self._timeout if timeout is None else timeout
         payload = json.dumps(body, separators=(",", ":")).encode()
         task_id = str(body.get("data", {}).get("taskId", ""))
+        try:
+            # Before httpx parses the URL: some private spellings (0177.0.0.1) are not URLs to it.
+            parts = urlsplit(url)
+            self._egress.check_literal(parts.hostname or "", parts.port)
+        except AddressRefused:
+            return DeliveryOutcome(False, 1, REFUSED)
+        except ValueError:
+            return DeliveryOutcome(False, 1, "invalid callback URL")
         detail = "not attempted"
         attempts = 0
         for attempt in range(retries + 1):
@@ -141,8 +165,13 @@ class CallbackSender:
                 detail = "timed out"
                 continue
             except httpx.HTTPError as exc:
+                if refusal_of(exc) is not None:
+                    # A name that resolves to a private address stays private: do not retry.
+                    return DeliveryOutcome(False, attempts, REFUSED)
                 detail = f"connection failed ({type(exc).__name__})"
                 continue
+            except httpx.InvalidURL:
+                return DeliveryOutcome(False, attempts, "invalid callback URL")
             if 200 <= response.status_code < 300:
                 return DeliveryOutcome(True, attempts, f"HTTP {response.status_code}")
             detail = f"HTTP {response.status_code}"

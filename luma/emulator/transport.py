@@ -1,25 +1,49 @@
 """The emulator as an httpx transport: demo mode and tests run the real client against it, in-process.
 
-``LumaClient(api_key="demo", transport=emulator.transport())`` sends every request (any host: API,
-upload host, file URLs) to :meth:`Emulator.handle` without touching the network. The async side
-runs the same sync handler in a worker thread, so injected latency, sample generation or an
-injected hang never block the event loop.
+``LumaClient(api_key="demo", transport=emulator.transport())`` sends the API and upload paths (on
+any host: it is the provider) and everything on the emulator's own ``public_base`` (its file host)
+to :meth:`Emulator.handle`, without touching the network. Any other request (a video on another
+host) goes to the ``network`` transport it was given, or fails as an unreachable host when there
+is none: answering ``/files/`` for any host would let ``http://169.254.169.254/files/...`` pass a
+video check that never contacted it. The async side runs the same sync handler in a worker
+thread, so injected latency, sample generation or an injected hang never block the event loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
+from .._constants import (
+    DEFAULT_API_BASE,
+    DEFAULT_UPLOAD_BASE,
+    PATH_CREATE,
+    PATH_CREDITS,
+    PATH_DOWNLOAD_URL,
+    PATH_RECORD,
+    PATH_UPLOAD_BASE64,
+    PATH_UPLOAD_STREAM,
+    PATH_UPLOAD_URL,
+)
 from .core import EmulatorRequest, EmulatorResponse
 
 if TYPE_CHECKING:
     from .core import Emulator
 
 __all__ = ["EmulatorTransport"]
+
+# The provider's own hosts: every path there is the provider's (a wrong one gets its 404).
+_PROVIDER_HOSTS = frozenset(str(httpx.URL(base).host) for base in (DEFAULT_API_BASE, DEFAULT_UPLOAD_BASE))
+# The API and upload paths, matched as suffixes: a client may reach them through a prefix
+# ("https://proxy.example/kie" + path).
+_PROVIDER_PATHS = (
+    PATH_CREATE, PATH_RECORD, PATH_CREDITS, PATH_DOWNLOAD_URL, PATH_UPLOAD_STREAM, PATH_UPLOAD_BASE64,
+    PATH_UPLOAD_URL,
+)
 
 
 class _Body(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -37,11 +61,42 @@ class _Body(httpx.SyncByteStream, httpx.AsyncByteStream):
             yield chunk
 
 
-class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """Answers httpx requests from an :class:`~luma.emulator.core.Emulator`."""
+def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int | None]:
+    return scheme.lower(), host.lower().rstrip("."), port or {"http": 80, "https": 443}.get(scheme.lower())
 
-    def __init__(self, emulator: Emulator) -> None:
+
+class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Answers httpx requests from an :class:`~luma.emulator.core.Emulator`; others go to ``network``."""
+
+    def __init__(
+        self, emulator: Emulator, *, network: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.emulator = emulator
+        #: Where requests the emulator does not serve go (None: they fail as unreachable).
+        self.network = network
+
+    @property
+    def local_origins(self) -> tuple[str, ...]:
+        """The origins answered in-process (the emulator's ``public_base``), for the video check."""
+        return (self.emulator.config.public_base.rstrip("/"),)
+
+    def serves(self, url: httpx.URL) -> bool:
+        """Whether the emulator answers ``url`` itself: its own origin, or an API or upload path."""
+        ours = urlsplit(self.emulator.config.public_base)
+        if _origin(url.scheme, url.host, url.port) == _origin(ours.scheme, ours.hostname or "", ours.port):
+            return True
+        if url.host in _PROVIDER_HOSTS:
+            return True
+        # The API on whatever host the client is set up with; unknown /api/ paths get the
+        # provider's 404 envelope, as from the real API.
+        path = url.path.rstrip("/")
+        return path.startswith("/api/") or path.endswith(_PROVIDER_PATHS)
+
+    def _unreachable(self, request: httpx.Request) -> httpx.ConnectError:
+        return httpx.ConnectError(
+            f"{request.url.host} is not served by the emulator, and no network transport was given",
+            request=request,
+        )
 
     def _answer(self, request: httpx.Request, body: bytes) -> httpx.Response:
         timeouts = request.extensions.get("timeout") or {}
@@ -69,19 +124,29 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Sync path: the emulator answers in the calling thread."""
+        """Sync path: the emulator answers in the calling thread; other hosts go to ``network``."""
+        if not self.serves(request.url):
+            forward = getattr(self.network, "handle_request", None)
+            if not callable(forward):
+                raise self._unreachable(request)
+            return forward(request)  # type: ignore[no-any-return]
         return self._answer(request, request.read())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Async path: the same handler, in a worker thread."""
+        """Async path: the same handler, in a worker thread; other hosts go to an async ``network``."""
+        if not self.serves(request.url):
+            forward = getattr(self.network, "handle_async_request", None)
+            if not callable(forward):
+                raise self._unreachable(request)
+            return await forward(request)  # type: ignore[no-any-return]
         body = await request.aread()
         return await anyio.to_thread.run_sync(self._answer, request, body)
 
     def close(self) -> None:
-        """Nothing to release: the emulator outlives its transports (close the emulator itself)."""
+        """Nothing to release: the emulator outlives its transports, and ``network`` is the caller's."""
 
     async def aclose(self) -> None:
-        """Nothing to release: the emulator outlives its transports."""
+        """Nothing to release: the emulator outlives its transports, and ``network`` is the caller's."""
 
     def __repr__(self) -> str:
         return f"EmulatorTransport({self.emulator!r})"

@@ -1,19 +1,30 @@
-"""Fixtures for the client tests: a scripted provider behind ``httpx.MockTransport`` and a fake clock.
+"""Fixtures for the client tests: a scripted provider behind ``httpx.MockTransport``, a fake clock,
+and a fake internet for the egress guard.
 
 Nothing here touches the network or really sleeps: retries and the create limiter run on
-:class:`FakeClock`, whose ``sleep`` only moves time forward and records the wait.
+:class:`FakeClock`, whose ``sleep`` only moves time forward and records the wait. :class:`FakeNet`
+resolves made-up names with a table and lands every connection the guard allows on one loopback
+test server, recording the address the guard chose, so a test can show that a refused address
+was never even dialled.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import socket
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 
 from luma import AsyncLumaClient, CreateLimiter, LumaClient, RetryPolicy
+from luma.egress import EgressPolicy, guarded_async_transport, guarded_transport
 
 # Distinctive enough that finding it anywhere in an error text can only mean a leak.
 SECRET_KEY = "sk-CANARY-7f3a9c1e0b5d4f2a"
@@ -219,3 +230,161 @@ def secret_key() -> str:
 @pytest.fixture
 def task_id() -> str:
     return TASK_ID
+
+
+# --- a fake internet for the egress guard ---------------------------------------------------------
+
+PUBLIC_IP = "93.184.216.34"
+#: Made-up names and what the fake resolver answers for them.
+TEST_NAMES: dict[str, list[str]] = {
+    "internal.test": ["10.0.0.5"],
+    "loop.test": ["127.0.0.1"],
+    "meta.test": ["169.254.169.254"],
+    "ula.test": ["fd00::1"],
+    "mixed.test": [PUBLIC_IP, "10.0.0.1"],
+    "public.test": [PUBLIC_IP],
+    "cdn.public.test": [PUBLIC_IP],
+}
+#: Names that resolve to at least one refused address.
+PRIVATE_NAMES = ["internal.test", "loop.test", "meta.test", "ula.test", "mixed.test"]
+#: Hosts (as written in a URL) that name a refused address without any DNS.
+PRIVATE_SPELLINGS = [
+    "127.1", "0x7f.0.0.1", "2130706433", "10.1", "169.254.43518", "0.0.0.0", "[::]", "[::1]",
+    "[::7f00:1]", "[::a9fe:a9fe]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[fc00::1]",
+    "[fe80::1%25eth0]", "[2002:7f00:1::]", "[64:ff9b::7f00:1]", "224.0.0.1", "127.0.0.1.",
+]
+#: Spellings httpx will not even parse as a URL host, but inet_aton (and so a server) reads.
+UNPARSEABLE_SPELLINGS = ["0177.0.0.1"]
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+@dataclass
+class Page:
+    """One answer of the test site."""
+
+    body: bytes = b""
+    content_type: str = "application/octet-stream"
+    status: int = 200
+    location: str | None = None
+
+
+class FakeResolver:
+    """A name table standing in for DNS; records every question."""
+
+    def __init__(self, names: dict[str, list[str]] | None = None) -> None:
+        self.names = dict(TEST_NAMES if names is None else names)
+        self.asked: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        try:
+            return list(self.names[host.lower().rstrip(".")])
+        except KeyError:
+            raise socket.gaierror(socket.EAI_NONAME, "no such test name") from None
+
+
+@dataclass
+class Recorder:
+    """The guard's connector: records each (address, port) dialled, then connects to the test site."""
+
+    site_port: int
+    attempts: list[tuple[str, int]] = field(default_factory=list)
+
+    def __call__(self, address: str, port: int, timeout: float | None) -> httpcore.NetworkStream:
+        self.attempts.append((address, port))
+        return httpcore.SyncBackend().connect_tcp("127.0.0.1", self.site_port, timeout=timeout)
+
+    async def connect_async(self, address: str, port: int, timeout: float | None) -> httpcore.AsyncNetworkStream:
+        self.attempts.append((address, port))
+        return await httpcore.AnyIOBackend().connect_tcp("127.0.0.1", self.site_port, timeout=timeout)
+
+    @property
+    def addresses(self) -> list[str]:
+        return [address for address, _ in self.attempts]
+
+
+class _SiteHandler(BaseHTTPRequestHandler):
+    # HTTP/1.0: one request per connection, so every request is a fresh connect (and DNS lookup).
+    server: _SiteServer
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
+        self.server.seen.append((self.command, self.headers.get("Host", ""), self.path))
+        page = self.server.pages.get(self.path.split("?")[0])
+        if page is None:
+            page = Page(b"not here", "text/plain", 404)
+        body, status = page.body, page.status
+        headers = [("Content-Type", page.content_type), ("Accept-Ranges", "bytes")]
+        if page.location:
+            headers.append(("Location", page.location))
+        match = _RANGE.match(self.headers.get("Range", ""))
+        if match and status == 200 and body:
+            first, last = match.groups()
+            total = len(body)
+            start, end = (int(first), min(int(last or total - 1), total - 1)) if first else (max(total - int(last), 0), total - 1)
+            body, status = body[start : end + 1], 206
+            headers.append(("Content-Range", f"bytes {start}-{end}/{total}"))
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(page.body) if self.command == "HEAD" else len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_POST = do_GET  # noqa: N815
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+        pass
+
+
+class _SiteServer(ThreadingHTTPServer):
+    daemon_threads = True
+    pages: dict[str, Page]
+    seen: list[tuple[str, str, str]]
+
+
+class FakeNet:
+    """A loopback site every allowed connection lands on, a fake resolver and a recording connector."""
+
+    def __init__(self) -> None:
+        self._server = _SiteServer(("127.0.0.1", 0), _SiteHandler)
+        self._server.pages = {}
+        self._server.seen = []
+        self.port: int = self._server.server_address[1]
+        self.resolver = FakeResolver()
+        self.recorder = Recorder(self.port)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def pages(self) -> dict[str, Page]:
+        """Path -> answer, on whatever host the request was for."""
+        return self._server.pages
+
+    @property
+    def seen(self) -> list[tuple[str, str, str]]:
+        """(method, Host header, path) of every request the site received."""
+        return self._server.seen
+
+    def policy(self, *allow_hosts: str) -> EgressPolicy:
+        return EgressPolicy(allow_hosts=frozenset(allow_hosts), resolver=self.resolver)
+
+    def transport(self, *allow_hosts: str) -> httpx.HTTPTransport:
+        return guarded_transport(self.policy(*allow_hosts), connect=self.recorder)
+
+    def async_transport(self, *allow_hosts: str) -> httpx.AsyncHTTPTransport:
+        return guarded_async_transport(self.policy(*allow_hosts), connect=self.recorder.connect_async)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def fake_net() -> Iterator[FakeNet]:
+    net = FakeNet()
+    yield net
+    net.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.parser
 import email.policy
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from luma import (
+    AsyncLumaClient,
     CreateLimiter,
     LumaClient,
     RetryPolicy,
@@ -36,6 +38,7 @@ from luma._constants import (
     USER_AGENT,
 )
 from luma.errors import (
+    AddressRefusedError,
     ConfigurationError,
     ConnectError,
     InvalidInputError,
@@ -48,7 +51,7 @@ from luma.errors import (
     ValidationError,
 )
 
-from .conftest import RECORD_SUCCESS, SECRET_KEY, TASK_ID, FakeClock, MockApi
+from .conftest import PUBLIC_IP, RECORD_SUCCESS, SECRET_KEY, TASK_ID, FakeClock, FakeNet, MockApi, Page
 
 VIDEO = "https://example.com/video.mp4"
 UPLOADED = {
@@ -849,3 +852,71 @@ def test_luma_never_imports_streamlit() -> None:
     code = "import sys, luma, luma.client, luma.callbacks; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"
+
+
+# --- through a guarded transport: private addresses are refused, and never retried -----------------
+
+
+def _guarded(fake_net: FakeNet, retry: RetryPolicy, **kwargs: Any) -> LumaClient:
+    kwargs.setdefault("create_limiter", CreateLimiter())
+    return LumaClient(SECRET_KEY, transport=fake_net.transport(), retry=retry, **kwargs)
+
+
+def test_fetch_of_a_private_name_is_refused_without_a_connection(
+    fake_net: FakeNet, retry_policy: RetryPolicy, fake_clock: FakeClock
+) -> None:
+    with _guarded(fake_net, retry_policy) as client, pytest.raises(AddressRefusedError) as caught:
+        client.fetch("http://loop.test/x.mp4")
+    error = caught.value
+    assert isinstance(error, ConnectError) and not error.retryable and not error.request_sent
+    assert error.attempts == 1 and fake_clock.sleeps == []
+    assert (error.host, error.reason) == ("loop.test", "a loopback address (this machine)")
+    text = str(error)
+    assert "loop.test" in text and "loopback" in text and "not sent" in text
+    assert "127.0.0.1" not in text and SECRET_KEY not in text + repr(error)
+    assert error.__cause__ is None and error.__suppress_context__
+    assert fake_net.recorder.attempts == []
+
+
+def test_fetch_redirected_to_loopback_is_refused_at_the_hop(
+    fake_net: FakeNet, retry_policy: RetryPolicy, fake_clock: FakeClock
+) -> None:
+    fake_net.pages["/result.mp4"] = Page(status=302, location="http://127.1/")
+    with _guarded(fake_net, retry_policy) as client, pytest.raises(AddressRefusedError) as caught:
+        client.fetch("http://public.test/result.mp4")
+    assert caught.value.host == "127.1" and caught.value.attempts == 1 and fake_clock.sleeps == []
+    assert fake_net.recorder.addresses == [PUBLIC_IP]
+    assert [(method, host, path) for method, host, path in fake_net.seen] == [("GET", "public.test", "/result.mp4")]
+
+
+def test_public_fetch_works_through_the_guard(fake_net: FakeNet, retry_policy: RetryPolicy) -> None:
+    fake_net.pages["/result.mp4"] = Page(b"result bytes", "video/mp4")
+    with _guarded(fake_net, retry_policy) as client:
+        assert client.fetch("http://public.test/result.mp4") == b"result bytes"
+    assert fake_net.recorder.addresses == [PUBLIC_IP]
+
+
+def test_create_to_a_private_api_host_is_not_sent_again(
+    fake_net: FakeNet, retry_policy: RetryPolicy, fake_clock: FakeClock
+) -> None:
+    limiter = CreateLimiter(limit=1, clock=fake_clock, sleep=fake_clock.sleep)
+    with _guarded(fake_net, retry_policy, api_base="http://internal.test", create_limiter=limiter) as client:
+        with pytest.raises(AddressRefusedError) as caught:
+            client.create_task("make it snow", VIDEO)
+    assert caught.value.attempts == 1 and fake_clock.sleeps == []
+    assert limiter.wait_time() == 0.0  # never sent, so its rate-limit slot was given back
+    assert fake_net.recorder.attempts == []
+
+
+def test_async_client_refuses_the_same_way(fake_net: FakeNet, retry_policy: RetryPolicy) -> None:
+    async def run() -> AddressRefusedError:
+        async with AsyncLumaClient(
+            SECRET_KEY, transport=fake_net.async_transport(), retry=retry_policy, create_limiter=CreateLimiter()
+        ) as client:
+            with pytest.raises(AddressRefusedError) as caught:
+                await client.fetch("http://meta.test/latest/meta-data/")
+            return caught.value
+
+    error = asyncio.run(run())
+    assert "link-local" in str(error) and error.attempts == 1
+    assert fake_net.recorder.attempts == []

@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
+from luma.egress import EgressPolicy, guarded_transport
 from luma.preflight import (
     DEFAULT_HEADER_BYTES,
     Outcome,
@@ -26,12 +27,24 @@ from luma.preflight import (
     inspect_header,
 )
 
+from .conftest import PRIVATE_NAMES, PRIVATE_SPELLINGS, PUBLIC_IP, FakeNet, Page
+
 MB = 1024 * 1024
 PASS, FAIL, WARN = Outcome.PASS, Outcome.FAIL, Outcome.WARN
 
 
 def test_sizes_read_as_people_say_them():
     assert [format_size(n) for n in (812, 3_600, 7 * 1024, 3 * MB + MB // 2)] == ["812 bytes", "4 KB", "7 KB", "3.5 MB"]
+
+
+def test_big_sizes_read_in_gb_and_tb_with_the_limits_binary_units():
+    # Binary units, as the "500 MB" limit is 500 * 1024 * 1024 bytes.
+    assert format_size(500 * MB) == "500.0 MB"
+    assert format_size(5 * 1024 * MB) == "5.0 GB"
+    assert format_size(1024**4) == "1.0 TB"
+    assert format_size(10**12) == "931.3 GB"
+    assert format_size(1024 * MB - 1) == "1.0 GB"  # never "1024.0 MB"
+    assert format_size(MB - 1) == "1.0 MB"  # never "1024 KB"
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,16 +535,36 @@ def test_bad_url_fails_without_any_request(url: str) -> None:
         "http://localhost:8501/v.mp4", "http://127.0.0.1/v.mp4", "http://127.8.9.1/v.mp4", "http://10.1.2.3/v.mp4",
         "http://192.168.0.5/v.mp4", "http://172.20.0.1/v.mp4", "http://[::1]/v.mp4", "http://169.254.1.1/v.mp4",
         "http://[fd00::5]/v.mp4", "http://myserver/v.mp4", "http://nas.local/v.mp4", "http://app.localhost/v.mp4",
+        "http://localhost./v.mp4",
+        *(f"http://{host}/v.mp4" for host in PRIVATE_SPELLINGS),
     ],
 )
-def test_private_hosts_fail_unless_allowed(clips: Clips, url: str) -> None:
+def test_private_hosts_fail_unless_served_in_process(clips: Clips, url: str) -> None:
     site = Site({"/v.mp4": (clips.mp4_1s_faststart, "video/mp4")})
     report = run(site, url)
     assert outcomes(report) == {"url": PASS, "reachable": FAIL}
     assert "cannot reach your machine" in (report.checks[1].fix or "")
     assert not site.requests
-    allowed = run(site, url, allow_private=True)
-    assert outcomes(allowed) == ALL_PASS
+    origin = url.rsplit("/", 1)[0]
+    local = run(site, url, local_origins=[origin])
+    assert outcomes(local) == ALL_PASS
+    assert "internet" not in local.check("reachable").detail  # type: ignore[union-attr]
+
+
+def test_local_origins_exempt_only_the_exact_origin(clips: Clips) -> None:
+    site = Site({"/v.mp4": (clips.mp4_1s_faststart, "video/mp4")})
+    for other in ("http://luma-emulator.local:8080/v.mp4", "https://luma-emulator.local/v.mp4",
+                  "http://169.254.169.254/v.mp4"):
+        report = run(site, other, local_origins=["http://luma-emulator.local"])
+        assert outcomes(report) == {"url": PASS, "reachable": FAIL}, other
+    assert not site.requests
+
+
+def test_allow_private_is_a_deprecated_alias(clips: Clips) -> None:
+    site = Site({"/v.mp4": (clips.mp4_1s_faststart, "video/mp4")})
+    with pytest.warns(DeprecationWarning, match="local_origins"):
+        report = run(site, "http://10.1.2.3/v.mp4", allow_private=True)
+    assert outcomes(report) == ALL_PASS
 
 
 def test_public_ip_is_not_private(clips: Clips) -> None:
@@ -617,13 +650,14 @@ def test_redirects_are_followed(clips: Clips) -> None:
     ]
 
 
-def test_redirect_to_private_host_fails(clips: Clips) -> None:
+@pytest.mark.parametrize("target", ["192.168.1.9", "127.1", "0x7f.0.0.1", "[::ffff:7f00:1]", "[64:ff9b::a9fe:a9fe]"])
+def test_redirect_to_private_host_fails(clips: Clips, target: str) -> None:
     site = Site(
-        {"/v.mp4": (clips.mp4_1s_faststart, "video/mp4")}, redirects={"/v/clip.mp4": "http://192.168.1.9/v.mp4"}
+        {"/v.mp4": (clips.mp4_1s_faststart, "video/mp4")}, redirects={"/v/clip.mp4": f"http://{target}/v.mp4"}
     )
     report = run(site)
     assert outcomes(report) == {"url": PASS, "reachable": FAIL}
-    assert "192.168.1.9" in report.checks[1].detail
+    assert "redirects to" in report.checks[1].detail
     assert [r.url.host for r in site.requests] == ["cdn.example.com"]
 
 
@@ -742,8 +776,8 @@ def test_outcome_labels_are_words() -> None:
 
 
 def test_works_through_the_emulator_transport(clips: Clips, tmp_path: Path) -> None:
-    # Demo mode: the emulator's transport answers any host, and its file URLs are on a local
-    # name, so the caller must allow private hosts for the check to reach them.
+    # Demo mode: the emulator's file URLs are on a local name, served in-process, so the caller
+    # names that origin as local for the check to reach them.
     from luma.client import LumaClient
     from luma.emulator import Emulator, EmulatorConfig
 
@@ -753,7 +787,7 @@ def test_works_through_the_emulator_transport(clips: Clips, tmp_path: Path) -> N
             url = luma.upload_file(clips.big_11s, file_name="long.mp4").download_url
         with httpx.Client(transport=emulator.transport()) as client:
             blocked = check_url(url, client=client)
-            report = check_url(url, client=client, allow_private=True)
+            report = check_url(url, client=client, local_origins=[emulator.config.public_base])
     finally:
         emulator.close()
     assert outcomes(blocked)["reachable"] is FAIL
@@ -802,7 +836,135 @@ def test_allowed_local_host_is_not_told_to_be_reachable_from_the_internet() -> N
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "video/mp4", "content-length": "10"})
 
-    local = check_url_over("http://luma-emulator.local/files/a.mp4", transport=httpx.MockTransport(answer), allow_private=True)
+    local = check_url_over(
+        "http://luma-emulator.local/files/a.mp4", transport=httpx.MockTransport(answer),
+        local_origins=["http://luma-emulator.local"],
+    )
     public = check_url_over("https://videos.example.com/a.mp4", transport=httpx.MockTransport(answer))
     assert local.check("reachable").outcome is PASS and "internet" not in local.check("reachable").detail
     assert public.check("reachable").outcome is PASS and "internet" in public.check("reachable").detail
+
+
+# --------------------------------------------------------------------------------------------
+# The network side: names are judged where the connection is made (the egress guard)
+
+
+def _guarded_report(fake_net: FakeNet, url: str) -> PreflightReport:
+    return check_url_over(url, transport=fake_net.transport())
+
+
+@pytest.mark.parametrize("name", PRIVATE_NAMES)
+def test_name_resolving_to_a_private_address_fails_in_plain_words(fake_net: FakeNet, name: str) -> None:
+    report = _guarded_report(fake_net, f"https://{name}/v/secret.mp4?sig=SIGSECRET")
+    assert outcomes(report) == {"url": PASS, "reachable": FAIL}
+    check = report.checks[1]
+    assert check.detail.startswith(f"{name} resolves to a ")
+    assert "this server does not fetch private or local addresses" in check.detail
+    assert "unreachable" not in check.detail
+    assert "public URL" in (check.fix or "") and "upload the file" in (check.fix or "")
+    # Neither the path and query nor the address the server's DNS gave away.
+    shown = repr(report)
+    assert "secret.mp4" not in shown and "SIGSECRET" not in shown
+    assert all(address not in shown for address in ("10.0.0.5", "127.0.0.1", "169.254.169.254", "fd00::1", "10.0.0.1"))
+    assert fake_net.recorder.attempts == []
+
+
+def test_check_url_over_without_a_transport_is_guarded(fake_net: FakeNet) -> None:
+    # The deprecated allow_private skips the by-name check: only the connect-time guard stands
+    # between the check and this loopback server, which must see nothing.
+    fake_net.pages["/v.mp4"] = Page(b"x" * 100, "video/mp4")
+    with pytest.warns(DeprecationWarning):
+        report = check_url_over(f"http://127.0.0.1:{fake_net.port}/v.mp4", transport=None, allow_private=True)
+    assert outcomes(report) == {"url": PASS, "reachable": FAIL}
+    assert "is a loopback address" in report.checks[1].detail
+    assert fake_net.seen == []
+    named = check_url_over("http://internal.test/v.mp4", transport=None, egress=fake_net.policy())
+    assert "resolves to a private network address" in named.checks[1].detail
+    assert fake_net.resolver.asked == ["internal.test"]
+
+
+def test_redirect_to_a_name_resolving_privately_is_refused_at_the_hop(fake_net: FakeNet) -> None:
+    fake_net.pages["/v/clip.mp4"] = Page(status=302, location="http://internal.test/v/real.mp4")
+    report = _guarded_report(fake_net, "http://public.test/v/clip.mp4")
+    assert outcomes(report) == {"url": PASS, "reachable": FAIL}
+    assert report.checks[1].detail.startswith(
+        "public.test redirects to internal.test, which resolves to a private network address"
+    )
+    assert fake_net.recorder.addresses == [PUBLIC_IP]
+
+
+def test_name_that_turns_private_between_requests_is_refused(fake_net: FakeNet, clips: Clips) -> None:
+    """DNS rebinding: public for the HEAD, private for the ranged GET that follows."""
+    fake_net.pages["/v/clip.mp4"] = Page(clips.mp4_1s_faststart, "video/mp4")
+    answers = iter([[PUBLIC_IP], ["10.0.0.7"]])
+    policy = EgressPolicy(resolver=lambda host, port: next(answers))
+    report = check_url_over("http://flip.test/v/clip.mp4", transport=guarded_transport(policy, connect=fake_net.recorder))
+    assert outcomes(report) == {"url": PASS, "reachable": FAIL}
+    assert "resolves to a private network address" in report.checks[1].detail
+    assert fake_net.recorder.addresses == [PUBLIC_IP]  # the private answer was never dialled
+
+
+def test_public_clip_passes_through_the_guard(fake_net: FakeNet, clips: Clips) -> None:
+    fake_net.pages["/v/clip.mp4"] = Page(clips.mp4_1s_faststart, "video/mp4")
+    report = _guarded_report(fake_net, "http://public.test/v/clip.mp4")
+    assert outcomes(report) == ALL_PASS
+    assert set(fake_net.recorder.addresses) == {PUBLIC_IP}
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged files: a download cut short still starts like a good one
+
+
+@pytest.fixture(scope="session")
+def sample_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The emulator's own sample clip (faststart: index first, then the picture data), tiny."""
+    from luma.emulator.media import make_sample
+
+    path = tmp_path_factory.mktemp("sample") / "s.mp4"
+    make_sample("rolling-hills", path, width=160, height=90, seconds=1.0, fps=12)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("where", ["one byte short", "mid picture data", "mid index", "mid first box"])
+def test_truncated_mp4_fails_as_damaged_and_the_intact_one_passes(sample_clip: bytes, where: str) -> None:
+    assert [b[0] for b in _top_boxes(sample_clip)][:2] == [b"ftyp", b"moov"]  # the premise: index first
+    intact = check_file(sample_clip, size=len(sample_clip), file_name="s.mp4")
+    assert outcomes(intact) == {"size": PASS, "container": PASS, "duration": PASS}
+    boxes = {kind: (off, size) for kind, off, size in _top_boxes(sample_clip)}
+    moov_off, moov_size = boxes[b"moov"]
+    mdat_off, mdat_size = boxes[b"mdat"]
+    cut = {
+        "one byte short": len(sample_clip) - 1,
+        "mid picture data": mdat_off + mdat_size // 2,
+        "mid index": moov_off + moov_size // 2,
+        "mid first box": 20,
+    }[where]
+    report = check_file(sample_clip[:cut], size=cut, file_name="s.mp4")
+    assert not report.ok
+    check = report.check("container")
+    assert check is not None and check.outcome is FAIL
+    assert "damaged or incomplete: it ends at" in check.detail and "but its contents say" in check.detail
+    assert "download it again" in (check.fix or "").lower() or "download the video again" in (check.fix or "")
+    assert report.check("duration") is None
+
+
+def test_truncated_mp4_with_index_at_the_end_fails_as_damaged(clips: Clips) -> None:
+    data = clips.mp4_1s[: len(clips.mp4_1s) - 10]  # the index at the end, cut
+    report = check_file(data, size=len(data), file_name="a.mp4")
+    assert "damaged or incomplete" in report.check("container").detail  # type: ignore[union-attr]
+
+
+def test_truncated_avi_fails_as_damaged(clips: Clips) -> None:
+    whole = check_file(clips.avi_1s, size=len(clips.avi_1s), file_name="e.avi")
+    assert whole.ok
+    cut = clips.avi_1s[: len(clips.avi_1s) * 2 // 3]
+    report = check_file(cut, size=len(cut), file_name="e.avi")
+    assert "damaged or incomplete" in report.check("container").detail  # type: ignore[union-attr]
+    assert not report.ok
+
+
+def test_truncated_file_behind_a_url_fails_too(sample_clip: bytes) -> None:
+    cut = sample_clip[: len(sample_clip) - 100]
+    report = run(site_for(cut))
+    assert outcomes(report)["container"] is FAIL
+    assert "damaged or incomplete" in report.check("container").detail  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ import pytest
 
 from luma._retry import CreateLimiter, RetryPolicy, is_retryable_read, is_unsent, parse_retry_after
 from luma.errors import (
+    AddressRefusedError,
     ConfigurationError,
     ConnectError,
     GenerationFailedError,
@@ -194,6 +195,17 @@ def test_predicates() -> None:
     assert not is_retryable_read(ValidationError()) and not is_retryable_read(GenerationFailedError())
     assert is_unsent(ConnectError("x")) and not is_unsent(RequestTimeout("x"))
     assert not is_unsent(error_for_code(500))
+
+
+def test_a_refused_address_is_never_retried(fake_clock: FakeClock) -> None:
+    # Unsent, but asking again cannot help: the address will not become public.
+    refused = AddressRefusedError("internal.test resolves to a private network address")
+    assert not refused.request_sent and not is_unsent(refused) and not is_retryable_read(refused)
+    for predicate in (is_unsent, is_retryable_read):
+        once = Flaky(refused)
+        with pytest.raises(AddressRefusedError):
+            _policy(fake_clock).run(once, should_retry=predicate)
+        assert once.calls == 1 and fake_clock.sleeps == []
 
 
 def test_never_policy_tries_once(fake_clock: FakeClock) -> None:

@@ -152,7 +152,7 @@ def test_help_lists_every_option() -> None:
         "--error-code-type", "--upload-shape", "--callback-failure-code", "--retry-after", "--latency",
         "--rate-429", "--rate-500", "--rate-timeout", "--rate-malformed", "--fault-creates",
         "--timeout-seconds", "--maintenance", "--feature-disabled", "--reject-bare-user-agent",
-        "--sign-callbacks", "--callback-retries", "--callback-backoff", "--callback-timeout",
+        "--sign-callbacks", "--callback-retries", "--callback-backoff", "--callback-timeout", "--allow-host",
         "LUMA_EMULATOR_API_KEY", "LUMA_EMULATOR_SIGNING_KEY",
     ):
         assert option in result.stdout, option
