@@ -1,11 +1,12 @@
-"""Luma video studio: submit video modifications, follow them, and demo the whole flow offline.
+"""Luma video studio: the script ``app.py`` serves (page config, gate, navigation, sidebar).
 
 The frame of every page: page config, the access gate, navigation, the mode badge and credits
-in the sidebar, and a last-resort handler so no traceback ever reaches a page. Pages live in
-pages/ and only do layout; pages/_support holds the shared helpers.
+in the sidebar, the provider-outage banner, and a last-resort handler so no traceback ever
+reaches a page. Pages live in pages/ and only do layout; pages/_support holds the Streamlit glue.
 
-Run: ``streamlit run app.py``. With no API key configured it runs in demo mode on the built-in
-emulator; see .streamlit/secrets.toml.example for every setting.
+Start it with ``streamlit run app.py`` (app.py wraps this script in ``st.App`` for the web edge).
+With no API key configured it runs in demo mode on the built-in emulator; see
+.streamlit/secrets.toml.example for every setting.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import streamlit as st
 from luma.errors import LumaError
 from pages._support import access, runtime
 from pages._support.feedback import describe_error, last_resort, show_error
+from studio.text import plain
 
 st.set_page_config(
     page_title="Luma video studio",
@@ -24,9 +26,7 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 
-# Nothing else renders, and no API call is made, until the gate opens.
-if not access.gate():
-    st.stop()
+runtime.drop_forged_widget_states()
 
 PAGES = {
     "pages/submit.py": st.Page(
@@ -49,9 +49,14 @@ PAGES = {
         help="Use your own API key for this session, change base URLs and refresh timing, test the connection.",
     ),
 }
+
+# Nothing else renders, and no API call is made, until the gate opens.
+if not access.gate(page.url_path for page in PAGES.values()):
+    st.stop()
+
 page = st.navigation(list(PAGES.values()), position="sidebar")
 
-# A deep link that Streamlit first routed around app.py (see runtime.page_guard) continues here.
+# A deep link that Streamlit first routed around this script (see runtime.page_guard) continues here.
 target = st.session_state.pop(runtime.DEEP_LINK, None)
 if target in PAGES and PAGES[target].title != page.title:
     st.switch_page(PAGES[target], query_params=st.query_params.to_dict())
@@ -60,6 +65,7 @@ runtime.start_session()
 runtime.restore_from_url()
 runtime.mirror_to_url()
 
+reading = None
 with st.sidebar:
     try:
         current = runtime.settings()
@@ -76,12 +82,12 @@ with st.sidebar:
                 "secrets": "the key in the app's secrets",
                 "environment": "the LUMA_API_KEY environment variable",
             }[current.key_source]
-            st.caption(f"Requests go to **{current.api_host}** with {source}. Each task costs credits.")
-        balance, problem = runtime.credits()
-        if balance is not None:
-            st.metric("Credits left", f"{balance:,}", border=True)
-        elif problem is not None:
-            st.caption(f":material/warning: Credits unavailable: {problem.title}. {problem.next_step}")
+            st.caption(f"Requests go to **{plain(current.api_host)}** with {source}. Each task costs credits.")
+        reading = runtime.credits()
+        if reading.balance is not None:
+            st.metric("Credits left", f"{reading.balance:,}", border=True)
+        elif reading.problem is not None:
+            st.caption(f":material/warning: Credits unavailable: {reading.problem.title}. {reading.problem.next_step}")
     except Exception as err:  # noqa: BLE001 - the sidebar must never take the page down
         view = describe_error(err)
         st.caption(f":material/warning: {view.title}. {view.next_step}")
@@ -89,6 +95,17 @@ with st.sidebar:
             last_resort(err, context="Setting up the connection failed.")
     if runtime.auth_configured() and st.user.is_logged_in:
         st.button("Sign out", key="access_logout", icon=":material/logout:", on_click=st.logout)
+
+if reading is not None and reading.outage:
+    # The provider did not answer a quick read: say so on every page rather than leave it silent.
+    problem = reading.problem
+    st.warning(
+        f"{problem.title if problem else 'No answer'}. Pages stay usable and every task is kept with "
+        "its last known status; the dashboard keeps trying in the background. "
+        + (problem.next_step if problem else ""),
+        title="The provider is not answering",
+        icon=":material/cloud_off:",
+    )
 
 with runtime.frame_running():
     try:

@@ -1,6 +1,6 @@
 """Figure 3, the jobs page with many tasks: server time of one rerun, and session-state memory.
 
-Method. ``streamlit.testing.v1.AppTest`` runs app.py (the frame: gate, sidebar, navigation) on
+Method. ``streamlit.testing.v1.AppTest`` runs dashboard.py (the frame: gate, sidebar, navigation) on
 the Jobs page in demo mode, in this process. The jobs list is seeded straight into session state
 under ``runtime.TASKS`` as the page stores it: a ``dict[str, TrackedTask]``. Two mixes per size:
 
@@ -105,7 +105,7 @@ def _run(options: Options) -> Result:
     sizes, repeats = _sizes(options)
     most = max(sizes)
     result.notes.append(
-        "AppTest on app.py switched to pages/jobs.py, demo mode; session state seeded under runtime.TASKS; "
+        "AppTest on dashboard.py switched to pages/jobs.py, demo mode; session state seeded under runtime.TASKS; "
         f"server time = wall time of AppTest.run(); median of {repeats} reruns after one warm-up; pending reads "
         "go through runtime.read_tasks to an in-process emulator (test seam), no injected latency."
     )
@@ -127,7 +127,7 @@ def _run(options: Options) -> Result:
             runtime.reset()
             runtime.set_test_seam(runtime.TestSeam(wrap_transport=lambda _base: em.transport()))
             try:
-                at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+                at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=120)
                 at.switch_page("pages/jobs.py")
 
                 def rerun(items: dict) -> float:
@@ -170,7 +170,7 @@ def _run(options: Options) -> Result:
                 runtime.reset()
     address = result.raw[f"n{most}"]["tasks_query_chars"]
     result.add(f"page address (?tasks=) with {most} tasks", round(address / 1024, 1), "KiB",
-               "app.py mirrors every task id into the page address (33 characters per task)")
+               "dashboard.py mirrors every task id into the page address (33 characters per task)")
     pickled, traced = memory_per_1000(datetime.now(timezone.utc))
     result.raw["memory_per_1000"] = {"pickled_bytes": pickled, "tracemalloc_bytes": traced}
     result.add("session state per 1,000 tasks (pickled)", round(pickled / 1024), "KiB",

@@ -1,21 +1,22 @@
 """Shared setup of the dashboard's AppTest tests.
 
 Each test gets its own emulator data dir (``LUMA_EMULATOR_DIR``), no API key from the environment,
-fresh Streamlit caches and no test seam. ``make_app`` builds an ``AppTest`` of app.py whose
+fresh Streamlit caches and no test seam. ``make_app`` builds an ``AppTest`` of dashboard.py (the script app.py serves) whose
 secrets always replace any real secrets file, with a fast demo (tiny sample clips, tasks that
 finish in half a second).
 
-Navigation: Streamlit serves files in ``pages/`` directly (legacy routing) until app.py has
-called ``st.navigation`` once per server process; ``AppTest`` resets that switch before every
-run, so every run after the first would start the page file without app.py. The real server
-flips it once for good, so the fixture below keeps AppTest on app.py's navigation, like the
-server after its first page view. ``test_deep_link_goes_through_app_py`` runs without it
+Navigation: Streamlit serves files in ``pages/`` directly (legacy routing) until dashboard.py
+has called ``st.navigation`` once per server process; ``AppTest`` resets that switch before
+every run, so every run after the first would start the page file without dashboard.py. The
+real server flips it once for good, so the fixture below keeps AppTest on dashboard.py's
+navigation, like the server after its first page view. ``test_deep_link_goes_through_app_py`` runs without it
 (``@pytest.mark.legacy_pages``) to check the guard that covers that first view.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,7 +35,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from luma import RetryPolicy  # noqa: E402
 from pages._support import runtime  # noqa: E402
 
-APP = str(ROOT / "app.py")
+APP = str(ROOT / "dashboard.py")
 FAST_DEMO: dict[str, Any] = {
     "processing_delay": 0.5,
     "sample_width": 160,
@@ -69,7 +70,7 @@ def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.Fi
 
 
 def make_app(secrets: dict[str, Any] | None = None, *, demo: dict[str, Any] | None = None) -> AppTest:
-    """An AppTest of app.py with these secrets (always set, so no real secrets file is read)."""
+    """An AppTest of dashboard.py with these secrets (always set, so no real secrets file is read)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     table: dict[str, Any] = {"demo": {**FAST_DEMO, **(demo or {})}}
     table.update(secrets or {})
@@ -100,13 +101,18 @@ def page_text(at: AppTest) -> str:
     return "\n".join(parts)
 
 
+def shown(markdown: str) -> str:
+    """Markdown as the reader sees it: outside text reaches the page backslash-escaped."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def alerts(at: AppTest) -> list[str]:
-    """Text (title and body) of every error, warning, info and success alert."""
+    """Text (title and body) of every error, warning, info and success alert, as shown."""
     out = []
     for kind in ("error", "warning", "info", "success"):
         for element in getattr(at, kind):
             title = getattr(element.proto, "title", "")
-            out.append(f"{title} {element.value}".strip())
+            out.append(shown(f"{title} {element.value}".strip()))
     return out
 
 
@@ -180,12 +186,13 @@ def seam() -> Callable[..., Intercept]:
     def install(
         routes: dict[Any, Callable[[httpx.Request], httpx.Response]] | None = None, *, backend: Any = None
     ) -> Intercept:
-        """``backend`` answers what the routes do not in live mode (where there is no emulator)."""
+        """``backend`` answers what the routes do not, instead of the default transport (in live
+        mode, the guarded network transport, which has nothing to reach in tests)."""
         intercept = Intercept(backend, routes or {})
 
         def wrap(inner: Any) -> Intercept:
             # One Intercept for the whole test, so its record survives client rebuilds.
-            intercept.inner = inner if inner is not None else backend
+            intercept.inner = backend if backend is not None else inner
             return intercept
 
         runtime.set_test_seam(runtime.TestSeam(wrap_transport=wrap, retry=RetryPolicy.never()))

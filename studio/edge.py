@@ -1,0 +1,131 @@
+"""The web edge: ASGI middleware in front of Streamlit (installed by app.py through ``st.App``).
+
+It does two things on plain HTTP (the websocket passes through untouched):
+
+* gives every browser an id in an HTTP-only cookie (``luma_browser``), set on the page response
+  when missing, so the server can tell one browser from another across tabs and reloads
+  without any script being able to read or steal it;
+* serves Streamlit's ``/media/`` files (videos handed over as bytes, export files) only to a
+  browser with a live session past the access gate (:class:`studio.access.BrowserGrants`):
+  anyone else, including someone holding a copied file URL, gets 403.
+
+Pure ASGI (no ``BaseHTTPMiddleware``), so range requests and streamed video bodies pass
+through unbuffered. Imports Starlette only, never Streamlit.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from .access import BrowserGrants
+
+__all__ = ["BROWSER_COOKIE", "EdgeMiddleware", "browser_id_from"]
+
+BROWSER_COOKIE = "luma_browser"
+# A year: the id is what "Mine" means for a browser without a sign-in.
+_COOKIE_MAX_AGE = 365 * 24 * 3600
+_VALID_ID = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def browser_id_from(cookie_header: str | None) -> str | None:
+    """The browser id in a ``Cookie`` header value, or None when absent or malformed."""
+    if not cookie_header:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(cookie_header)
+    except CookieError:
+        return None
+    morsel = jar.get(BROWSER_COOKIE)
+    value = morsel.value if morsel is not None else None
+    return value if value and _VALID_ID.match(value) else None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _is_https(scope: Scope) -> bool:
+    if scope.get("scheme") == "https":
+        return True
+    # Behind a TLS-terminating proxy the request arrives as http.
+    return (_header(scope, b"x-forwarded-proto") or "").split(",")[0].strip().lower() == "https"
+
+
+class EdgeMiddleware:
+    """Browser-id cookie on page responses; ``/media/`` only for browsers past the gate."""
+
+    def __init__(
+        self, app: ASGIApp, *, grants: BrowserGrants, base_path: str | Callable[[], str] = ""
+    ) -> None:
+        self.app = app
+        self.grants = grants
+        # A callable: the server's base path is configured after this module is imported.
+        self._base_path = base_path if callable(base_path) else (lambda: base_path)
+
+    @property
+    def media_prefix(self) -> str:
+        """Where Streamlit serves media files (under the configured base path)."""
+        base = self._base_path().strip("/")
+        return f"/{base}/media/" if base else "/media/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        browser = browser_id_from(_header(scope, b"cookie"))
+        if scope.get("path", "").startswith(self.media_prefix) and not self.grants.allows(browser):
+            await _forbidden(send)
+            return
+        if browser is not None:
+            await self.app(scope, receive, send)
+            return
+        cookie = _set_cookie(secrets.token_urlsafe(24), secure=_is_https(scope))
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                # Only the page itself: static files and API answers need no id.
+                if content_type.startswith(b"text/html"):
+                    headers.append((b"set-cookie", cookie.encode("latin-1")))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _set_cookie(value: str, *, secure: bool) -> str:
+    parts = [f"{BROWSER_COOKIE}={value}", "Path=/", f"Max-Age={_COOKIE_MAX_AGE}", "HttpOnly", "SameSite=Lax"]
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+async def _forbidden(send: Send) -> None:
+    body = b"This file is only served to a signed-in browser session. Open the dashboard and try again.\n"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
