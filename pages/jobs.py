@@ -11,6 +11,7 @@ from luma.errors import LumaError, error_for_code
 from luma.models import TaskStatus
 from pages._support import jobs, runtime
 from pages._support.feedback import describe_error, last_resort, show_error
+from studio.text import code, plain
 
 runtime.page_guard("pages/jobs.py")
 
@@ -127,12 +128,14 @@ def details(item: jobs.TrackedTask) -> None:
             st.markdown("**What was submitted**")
             st.table(
                 {
-                    "Prompt": request.prompt or "—",
+                    "Prompt": plain(request.prompt, limit=None) or "—",
                     # Demo file URLs only resolve inside this process: name the file instead.
-                    "Video URL": (jobs.file_name(request.video_url) if settings.demo else request.video_url)
-                    or "—",
-                    "Callback URL": request.callback_url or "—",
-                    "Watermark": request.watermark or "—",
+                    # Addresses as inline code: copied exactly, never turned into links.
+                    "Video URL": code(
+                        (jobs.file_name(request.video_url) if settings.demo else request.video_url) or "—"
+                    ),
+                    "Callback URL": code(request.callback_url) if request.callback_url else "—",
+                    "Watermark": plain(request.watermark) if request.watermark else "—",
                 },
                 border="horizontal",
             )
@@ -144,7 +147,7 @@ def details(item: jobs.TrackedTask) -> None:
             shown_code = f" (code {code})" if code is not None else ""
             body = f"{what}{shown_code}"
             if task.error_message:
-                body += f"\n\nThe provider said: {task.error_message}"
+                body += f"\n\nThe provider said: {plain(task.error_message)}"
             body += f"\n\n**Next step:** {typed.next_step if typed is not None else item.status.meaning}"
             st.error(body, title=item.status.label, icon=":material/error:")
         if item.refresh_error is not None:
@@ -249,7 +252,7 @@ with st.expander("Add existing task ids", icon=":material/add:"):
         if result.invalid:
             st.error(
                 "Not task ids (a task id is 32 characters 0-9 and a-f), left in the box to fix: "
-                + ", ".join(f"`{x}`" for x in result.invalid),
+                + ", ".join(plain(x, limit=80) for x in result.invalid),
                 icon=":material/error:",
             )
         if not (result.valid or result.duplicates or result.invalid):
@@ -309,10 +312,13 @@ def draw_list() -> None:
         # run_every is fixed when the fragment is registered: a full rerun registers the new pace.
         st.rerun(scope="app")
 
+    # Built when clicked, not on every rerun; the file is then served only to this browser's
+    # signed-in session (see studio.edge), and only while that session lives.
+    snapshot = list(items)
     with export_slot:
         st.download_button(
             "Export CSV",
-            data=jobs.export_csv(items),
+            data=lambda: jobs.export_csv(snapshot),
             file_name="luma-tasks.csv",
             mime="text/csv",
             key="jobs_export_csv",
@@ -321,7 +327,7 @@ def draw_list() -> None:
         )
         st.download_button(
             "Export JSON",
-            data=jobs.export_json(items),
+            data=lambda: jobs.export_json(snapshot),
             file_name="luma-tasks.json",
             mime="application/json",
             key="jobs_export_json",
@@ -333,7 +339,7 @@ def draw_list() -> None:
     outage = state.get(OUTAGE)
     if outage is not None:
         st.warning(
-            f"{outage.title}: {outage.message} Every task is kept with its last known status; "
+            f"{outage.title}: {plain(outage.message)} Every task is kept with its last known status; "
             f"the page keeps trying. {outage.next_step}",
             title="The provider is not answering",
             icon=":material/cloud_off:",

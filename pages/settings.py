@@ -10,6 +10,7 @@ from luma._constants import DEFAULT_API_BASE, DEFAULT_UPLOAD_BASE
 from luma.errors import LumaError
 from pages._support import runtime
 from pages._support.feedback import show_error
+from studio.text import plain
 
 runtime.page_guard("pages/settings.py")
 
@@ -60,6 +61,17 @@ def save_bases() -> None:
             f"The {' and '.join(bad)} base URL must be an http(s) address such as {DEFAULT_API_BASE}.",
         )
         return
+    now = runtime.settings()
+    if now.bases_locked:
+        refused = [v for v in (api, upload) if (urlsplit(v).hostname or "").lower() not in now.key_hosts]
+        if refused:
+            state["settings_notice"] = (
+                "error",
+                "This deployment's API key may only be sent to "
+                + ", ".join(now.key_hosts)
+                + ". To use another address, enter your own API key first.",
+            )
+            return
     state[runtime.API_BASE_OVERRIDE] = api
     state[runtime.UPLOAD_BASE_OVERRIDE] = upload
     runtime.forget_credits()
@@ -136,12 +148,35 @@ with st.container(border=True):
         "The provider has moved endpoints before; change these if its docs name new hosts."
         + (" In demo mode the emulator answers any address." if current.demo else "")
     )
-    state.setdefault("settings_api_base", current.api_base)
-    state.setdefault("settings_upload_base", current.upload_base)
-    st.text_input("API base URL", key="settings_api_base", help=f"Default: {DEFAULT_API_BASE}")
-    st.text_input("Upload base URL", key="settings_upload_base", help=f"Default: {DEFAULT_UPLOAD_BASE}")
+    in_use = {(urlsplit(u).hostname or "").lower() for u in (current.api_base, current.upload_base)}
+    # The deployment's key goes only where the deployment said: with nowhere else allowed, the
+    # fields are locked rather than offered and then refused.
+    locked = current.bases_locked and set(current.key_hosts) <= in_use
+    if current.bases_locked:
+        st.info(
+            "The dashboard is using this deployment's API key, which is only sent to "
+            f"{plain(', '.join(current.key_hosts))}."
+            + (" The addresses are locked." if locked else " Other addresses are refused.")
+            + " To use another address, enter your own API key above: it is kept for this session only.",
+            icon=":material/lock:",
+        )
+    if current.refused_base:
+        st.warning(
+            f"The address {plain(current.refused_base)} is not used: this deployment's key may not go there.",
+            icon=":material/block:",
+        )
+    if locked:
+        state["settings_api_base"] = current.api_base
+        state["settings_upload_base"] = current.upload_base
+    else:
+        state.setdefault("settings_api_base", current.api_base)
+        state.setdefault("settings_upload_base", current.upload_base)
+    st.text_input("API base URL", key="settings_api_base", help=f"Default: {DEFAULT_API_BASE}", disabled=locked)
+    st.text_input(
+        "Upload base URL", key="settings_upload_base", help=f"Default: {DEFAULT_UPLOAD_BASE}", disabled=locked
+    )
     with st.container(horizontal=True):
-        st.button("Save addresses", key="settings_save_bases", on_click=save_bases)
+        st.button("Save addresses", key="settings_save_bases", on_click=save_bases, disabled=locked)
         st.button("Reset", key="settings_reset_bases", type="tertiary", on_click=reset_bases)
 
 with st.container(border=True):
@@ -173,7 +208,7 @@ with st.container(border=True):
 with st.container(border=True):
     st.subheader("Connection", anchor=False)
     where = "the built-in emulator" if current.demo else current.api_host
-    st.caption(f"Checks that {where} answers and accepts the key, by reading the remaining credits.")
+    st.caption(f"Checks that {plain(where)} answers and accepts the key, by reading the remaining credits.")
     if st.button("Test connection", key="settings_test", icon=":material/network_check:"):
         try:
             with st.spinner("Asking the provider…"):
@@ -182,4 +217,4 @@ with st.container(border=True):
             show_error(err, context="The connection test failed.")
         else:
             runtime.forget_credits()
-            st.success(f"Connected to {where}. {balance:,} credits left.", icon=":material/check_circle:")
+            st.success(f"Connected to {plain(where)}. {balance:,} credits left.", icon=":material/check_circle:")

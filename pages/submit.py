@@ -13,8 +13,17 @@ from luma.preflight import check_file, format_size
 from pages._support import runtime
 from pages._support.feedback import show_error
 from pages._support.jobs import TrackedTask
-from pages._support.submission import IN_FLIGHT_NOTICES, SubmitInputs, SubmitRequest, decide_click, language_hint
+from pages._support.submission import (
+    IN_FLIGHT_NOTICES,
+    SubmitInputs,
+    SubmitRequest,
+    callback_problem,
+    decide_click,
+    input_problems,
+    language_hint,
+)
 from pages._support.views import show_report
+from studio.text import plain
 
 runtime.page_guard("pages/submit.py")
 
@@ -86,6 +95,10 @@ def record_click() -> None:
         missing = "a prompt" if not (state.get("submit_prompt") or "").strip() else "a video"
         state["submit_notice"] = f"Add {missing} first: nothing was sent."
         return
+    problems = input_problems(inputs.prompt, inputs.callback_url)
+    if problems:
+        state["submit_notice"] = " ".join(problems)
+        return
     decision = decide_click(
         state.get(runtime.SUBMIT_REQUEST),
         inputs,
@@ -137,7 +150,7 @@ def act_on_request() -> None:
     # Everything the create needs from Streamlit and session state is read now, before sending.
     key = runtime.submission_key(request.fingerprint)
     tasks = runtime.tracked()
-    client = runtime.client()
+    client = runtime.action_client()
     inputs = request.inputs
 
     def send() -> str:
@@ -201,7 +214,7 @@ def upload_section() -> None:
         upload = job.result
         runtime.remember_upload(digest, upload)
     st.caption(
-        f":material/cloud_done: Uploaded **{file.name}** ({format_size(len(data))}). "
+        f":material/cloud_done: Uploaded **{plain(file.name)}** ({format_size(len(data))}). "
         "The provider keeps uploads for 3 days."
     )
     if local.warnings:
@@ -229,7 +242,8 @@ with inputs_col:
         "Prompt",
         key="submit_prompt",
         height=110,
-        max_chars=2000,
+        # No max_chars: the browser would silently keep the old text when a longer one is pasted,
+        # and Start would send that. The length is checked below and refused in words instead.
         placeholder="Turn the street into a rainy neon-lit night, with reflections on the wet road",
         help="English only. Say what should change and how it should look: subject, style, light, weather.",
     )
@@ -237,6 +251,9 @@ with inputs_col:
         "Good prompts name the look and keep the scene: *make it a snowy winter evening with warm "
         "street lights*, *restyle as a watercolour painting*, *golden-hour sunlight, soft shadows*."
     )
+    prompt_problems = input_problems((prompt or "").strip(), None)
+    if prompt_problems:
+        st.error(prompt_problems[0], icon=":material/short_text:")
     hint = language_hint(prompt or "")
     if not hint.looks_english:
         st.warning(
@@ -291,6 +308,10 @@ with inputs_col:
             placeholder="https://example.com/luma-callback",
             help="The provider POSTs the outcome here when the task ends. Optional.",
         )
+        typed_callback = (state.get("submit_callback_url") or "").strip()
+        problem = callback_problem(typed_callback) if typed_callback else None
+        if problem:
+            st.error(problem, icon=":material/link_off:")
         st.text_input(
             "Watermark",
             key="submit_watermark",

@@ -35,8 +35,9 @@ from luma.errors import (
     TransportError,
     ValidationError,
 )
+from studio.text import plain
 
-__all__ = ["ErrorView", "describe_error", "last_resort", "redact", "show_error"]
+__all__ = ["ErrorView", "describe_error", "is_outage_error", "last_resort", "redact", "show_error"]
 
 _LOG = logging.getLogger("luma.dashboard")
 
@@ -85,6 +86,11 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
+def is_outage_error(err: BaseException) -> bool:
+    """True when the provider did not answer, or answered that it is down (not our input's fault)."""
+    return isinstance(err, (TransportError, ServerError, MaintenanceError)) and err.retryable
+
+
 def describe_error(err: BaseException, *, secret: str | None = None) -> ErrorView:
     """Map any exception to a headline, a message and a next step a user can act on."""
     if not isinstance(err, LumaError):
@@ -117,12 +123,14 @@ def show_error(err: BaseException, *, secret: str | None = None, context: str | 
     view = describe_error(err, secret=secret)
     if not isinstance(err, LumaError):
         _log_unexpected(err, context)
-    body = f"{view.message}\n\n**Next step:** {view.next_step}"
+    # The message may quote a host name or the operating system's words, the detail the
+    # provider's own: shown as text, never as Markdown.
+    body = f"{plain(view.message)}\n\n**Next step:** {view.next_step}"
     if context:
         body = f"{context} {body}"
     st.error(body, title=view.title, icon=":material/error:")
     if view.detail:
-        st.caption(view.detail)
+        st.caption(plain(view.detail))
 
 
 def last_resort(err: BaseException, *, context: str | None = None) -> None:

@@ -29,6 +29,7 @@ import pandas as pd
 from luma._constants import RECOMMENDED_POLL_SECONDS
 from luma.errors import LumaError, MaintenanceError, RateLimitError, ServerError, TransportError
 from luma.models import Task, TaskBatch, TaskRequest, TaskStatus
+from studio.text import neutral_cell
 
 __all__ = [
     "DEFAULT_MAX_INTERVAL",
@@ -433,12 +434,12 @@ def export_rows(items: Iterable[TrackedTask]) -> list[dict[str, Any]]:
 
 
 def export_csv(items: Iterable[TrackedTask]) -> bytes:
-    """The list as CSV (UTF-8, header row)."""
+    """The list as CSV (UTF-8, header row); text a spreadsheet would run as a formula is quoted."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_FIELDS), lineterminator="\n")
     writer.writeheader()
     for row in export_rows(items):
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: "" if v is None else neutral_cell(v) if isinstance(v, str) else v for k, v in row.items()})
     return buffer.getvalue().encode("utf-8")
 
 

@@ -46,20 +46,27 @@ import streamlit as st
 
 from luma import AsyncLumaClient, LumaClient, RetryPolicy
 from luma._constants import DEFAULT_API_BASE, DEFAULT_UPLOAD_BASE
+from luma.egress import EgressPolicy, GuardedTransports
 from luma.emulator import Emulator, EmulatorConfig, SampleClip
+from luma.emulator.core import DEFAULT_PUBLIC_BASE
 from luma.errors import LumaError
 from luma.models import TaskBatch, UploadedFile
 from luma.preflight import PreflightReport, check_url_over
+from studio.access import GRANTS, THROTTLE
+from studio.registry import Registry
 
 from . import jobs
-from .feedback import ErrorView, describe_error
+from .feedback import ErrorView, describe_error, is_outage_error
 from .submission import CreateLedger, CreateOutcome, UploadJob, UploadJobs
 
 __all__ = [
+    "CreditsReading",
     "Settings",
     "TestSeam",
+    "action_client",
     "client",
     "credits",
+    "egress_policy",
     "emulator",
     "fetch_bytes",
     "frame_running",
@@ -150,6 +157,14 @@ class Settings:
     """Emulator data dir (demo mode only)."""
     configured_key: bool = False
     """True when a key exists in secrets or environment (so demo mode was chosen in-session)."""
+    bases_locked: bool = False
+    """True: the deployment's own key is in use, so only the hosts configured with it may be used."""
+    key_hosts: tuple[str, ...] = ()
+    """Hosts the deployment's key may be sent to (its configured bases and ``[luma] key_hosts``)."""
+    refused_base: str | None = None
+    """A base URL this session asked for that the deployment's key may not go to (kept unused)."""
+    network_hosts: tuple[str, ...] = ()
+    """Private or local hosts the server may connect to: the configured bases and ``[network] allow_hosts``."""
 
     @property
     def api_host(self) -> str:
@@ -160,7 +175,9 @@ class Settings:
     def fingerprint(self) -> str:
         """Identifies this configuration in cache keys without containing the key."""
         digest = hashlib.sha256(self.api_key.encode("utf-8")).hexdigest()[:16]
-        raw = repr((self.demo, digest, self.api_base, self.upload_base, self.demo_options, self.data_dir))
+        raw = repr(
+            (self.demo, digest, self.api_base, self.upload_base, self.demo_options, self.data_dir, self.network_hosts)
+        )
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
 
 
@@ -185,11 +202,32 @@ def _demo_options() -> tuple[tuple[str, Any], ...]:
     if unknown:
         _LOG.warning("Ignoring unknown [demo] options: %s", ", ".join(unknown))
     options = {**_DEMO_DEFAULTS, **{k: v for k, v in table.items() if k in known}}
+    for name, value in options.items():
+        if isinstance(value, list):
+            options[name] = tuple(value)  # hashable, for the emulator's registry key
     return tuple(sorted(options.items()))
 
 
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _host_list(value: Any) -> set[str]:
+    items = value if isinstance(value, (list, tuple)) else [value] if isinstance(value, str) else []
+    return {str(item).strip().lower().rstrip(".") for item in items if str(item).strip()}
+
+
 def settings() -> Settings:
-    """The current session's settings."""
+    """The current session's settings.
+
+    The deployment's own key (secrets or environment) is only ever sent to the hosts configured
+    with it, plus any the deployment lists in ``[luma] key_hosts``: a base URL typed on Settings
+    for another host is ignored while that key is in use. A session may point the dashboard
+    elsewhere only with its own key.
+    """
     state = st.session_state
     configured = secret("luma", "api_key") or os.environ.get("LUMA_API_KEY") or None
     session_key = state.get(SESSION_API_KEY) or None
@@ -201,18 +239,27 @@ def settings() -> Settings:
     else:
         key, source = DEMO_KEY, "demo"
     demo = source == "demo"
-    api_base = (
-        state.get(API_BASE_OVERRIDE)
-        or secret("luma", "api_base")
-        or os.environ.get("LUMA_API_BASE")
-        or DEFAULT_API_BASE
-    )
-    upload_base = (
-        state.get(UPLOAD_BASE_OVERRIDE)
-        or secret("luma", "upload_base")
-        or os.environ.get("LUMA_UPLOAD_BASE")
-        or DEFAULT_UPLOAD_BASE
-    )
+    configured_api = str(secret("luma", "api_base") or os.environ.get("LUMA_API_BASE") or DEFAULT_API_BASE).strip()
+    configured_upload = str(
+        secret("luma", "upload_base") or os.environ.get("LUMA_UPLOAD_BASE") or DEFAULT_UPLOAD_BASE
+    ).strip()
+    configured_hosts = {_host(configured_api), _host(configured_upload)} - {""}
+    key_hosts = configured_hosts | _host_list(secret("luma", "key_hosts"))
+    locked = source in ("secrets", "environment")
+    refused: str | None = None
+
+    def chosen(override: Any, default: str) -> str:
+        nonlocal refused
+        wanted = str(override or "").strip()
+        if not wanted:
+            return default
+        if locked and _host(wanted) not in key_hosts:
+            refused = wanted
+            return default
+        return wanted
+
+    api_base = chosen(state.get(API_BASE_OVERRIDE), configured_api)
+    upload_base = chosen(state.get(UPLOAD_BASE_OVERRIDE), configured_upload)
     lo = _float(state.get(REFRESH_MIN) or secret("refresh", "min_seconds"), jobs.DEFAULT_MIN_INTERVAL)
     hi = _float(state.get(REFRESH_MAX) or secret("refresh", "max_seconds"), jobs.DEFAULT_MAX_INTERVAL)
     data_dir = os.environ.get("LUMA_EMULATOR_DIR") or secret("demo", "data_dir") or None
@@ -220,13 +267,19 @@ def settings() -> Settings:
         demo=demo,
         api_key=str(key).strip(),
         key_source=source,
-        api_base=str(api_base).strip(),
-        upload_base=str(upload_base).strip(),
+        api_base=api_base,
+        upload_base=upload_base,
         refresh_min=lo,
         refresh_max=max(lo, hi),
         demo_options=_demo_options() if demo else (),
         data_dir=str(data_dir) if demo and data_dir else None,
         configured_key=bool(configured),
+        bases_locked=locked,
+        key_hosts=tuple(sorted(key_hosts)),
+        refused_base=refused,
+        # Hosts configured by the deployment are trusted even when private (a self-hosted
+        # emulator on 127.0.0.1, say); hosts typed in a session never are.
+        network_hosts=tuple(sorted(configured_hosts | _host_list(secret("network", "allow_hosts")))),
     )
 
 
@@ -268,10 +321,13 @@ def set_test_seam(seam: TestSeam | None) -> None:
 def reset() -> None:
     """Forget the test seam and every cached emulator, client and answer."""
     set_test_seam(None)
+    _PROCESS.clear()
     st.cache_resource.clear()
     st.cache_data.clear()
     _LEDGER.clear()
     _UPLOAD_JOBS.clear()
+    THROTTLE.clear()
+    GRANTS.clear()
 
 
 def _seam_token() -> str:
@@ -279,21 +335,35 @@ def _seam_token() -> str:
 
 
 # --- emulator and clients ------------------------------------------------------------------------
+#
+# Kept in a process registry, not st.cache_resource: any browser can empty Streamlit's caches
+# without passing the gate, and the demo emulator must not be rebuilt under signed-in users.
 
-# Interactive calls: retry a little, but never keep a user waiting half a minute.
-_UI_RETRY = RetryPolicy(max_attempts=3, max_delay=4.0, max_total=10.0)
+_PROCESS = Registry(max_entries=64)
+
+# A page never waits long on the provider: reads it shows (credits, task status, download links,
+# the connection test) time out after a few seconds and are retried at most once within that
+# budget. A create or an upload the user started runs longer, under a spinner: cutting a create
+# short would leave its outcome unknown while the provider may have charged for it.
+PAGE_TIMEOUT = 4.0
+ACTION_TIMEOUT = 30.0
+_UI_RETRY = RetryPolicy(max_attempts=2, max_delay=1.0, max_total=PAGE_TIMEOUT)
 # Background refreshes come round again anyway.
-_REFRESH_RETRY = RetryPolicy(max_attempts=2, max_delay=2.0, max_total=4.0)
+_REFRESH_RETRY = RetryPolicy(max_attempts=2, max_delay=1.0, max_total=PAGE_TIMEOUT)
 
 
-def _close_emulator(em: Emulator) -> None:
-    em.close()
+def egress_policy(s: Settings) -> EgressPolicy:
+    """What the server may connect to for this configuration: public addresses, and the
+    private hosts the deployment itself configured (never one typed in a session)."""
+    return EgressPolicy(allow_hosts=frozenset(s.network_hosts))
 
 
-@st.cache_resource(show_spinner=False, max_entries=2, on_release=_close_emulator)
-def _emulator(data_dir: str | None, options: tuple[tuple[str, Any], ...]) -> Emulator:
-    config = EmulatorConfig(data_dir=Path(data_dir) if data_dir else None, **dict(options))
-    _LOG.info("Starting the demo emulator (data dir: %s).", data_dir or "temporary")
+def _build_emulator(s: Settings) -> Emulator:
+    options = dict(s.demo_options)
+    # The emulator fetches videoUrls and delivers callbacks for visitors: only through the guard.
+    options["allow_hosts"] = tuple(sorted(set(options.get("allow_hosts", ())) | set(s.network_hosts)))
+    config = EmulatorConfig(data_dir=Path(s.data_dir) if s.data_dir else None, **options)
+    _LOG.info("Starting the demo emulator (data dir: %s).", s.data_dir or "temporary")
     em = Emulator(config)
     # Generate the sample clips in the background now, so the first visitor's preview and
     # first task do not wait seconds for their clip.
@@ -301,16 +371,29 @@ def _emulator(data_dir: str | None, options: tuple[tuple[str, Any], ...]) -> Emu
     return em
 
 
+def _emulator_for(s: Settings) -> Emulator:
+    key = ("emulator", s.data_dir, s.demo_options, s.network_hosts)
+    return _PROCESS.get(key, lambda: _build_emulator(s), Emulator.close)
+
+
 def emulator() -> Emulator | None:
     """The process's demo emulator, in demo mode; None in live mode."""
     s = settings()
-    if not s.demo:
-        return None
-    return _emulator(s.data_dir, s.demo_options)
+    return _emulator_for(s) if s.demo else None
 
 
 def _transport(s: Settings) -> Any:
-    base = _emulator(s.data_dir, s.demo_options).transport() if s.demo else None
+    """The transport every client of this configuration shares (sync and async alike)."""
+
+    def build() -> Any:
+        policy = egress_policy(s)
+        if s.demo:
+            # API paths are answered in-process for any host; a file on another host than the
+            # emulator's own goes out through the guard, like the provider would fetch it.
+            return _emulator_for(s).transport(network=GuardedTransports(policy))
+        return GuardedTransports(policy)
+
+    base = _PROCESS.get(("transport", s.fingerprint), build)
     if _SEAM is not None and _SEAM.wrap_transport is not None:
         return _SEAM.wrap_transport(base)
     return base
@@ -320,30 +403,37 @@ def _close_client(c: LumaClient) -> None:
     c.close()
 
 
-@st.cache_resource(show_spinner=False, max_entries=64, on_release=_close_client)
-def _client(fingerprint: str, seam: str, _settings: Settings) -> LumaClient:
-    retry = _SEAM.retry if _SEAM is not None and _SEAM.retry is not None else _UI_RETRY
-    return LumaClient(
-        _settings.api_key,
-        api_base=_settings.api_base,
-        upload_base=_settings.upload_base,
-        transport=_transport(_settings),
-        retry=retry,
-    )
+def _client_for(s: Settings, kind: str) -> LumaClient:
+    def build() -> LumaClient:
+        retry = _SEAM.retry if _SEAM is not None and _SEAM.retry is not None else _UI_RETRY
+        return LumaClient(
+            s.api_key,
+            api_base=s.api_base,
+            upload_base=s.upload_base,
+            transport=_transport(s),
+            timeout=PAGE_TIMEOUT if kind == "page" else ACTION_TIMEOUT,
+            retry=retry,
+        )
+
+    return _PROCESS.get(("client", kind, s.fingerprint, _seam_token()), build, _close_client)
 
 
 def client() -> LumaClient:
-    """The cached client for the current settings (shared by sessions with the same settings)."""
-    s = settings()
-    return _client(s.fingerprint, _seam_token(), s)
+    """The client for reads a page waits on (short timeouts), shared by sessions with the same settings."""
+    return _client_for(settings(), "page")
+
+
+def action_client() -> LumaClient:
+    """The client for creates and uploads the user started (longer timeouts)."""
+    return _client_for(settings(), "action")
 
 
 def read_tasks(task_ids: Iterable[str]) -> TaskBatch:
     """Read many tasks concurrently with a fresh async client over the same transport."""
     ids = list(task_ids)
     s = settings()
-    # The same transport as the sync client: the emulator's (and test) transports serve both.
-    transport: Any = client().transport
+    # The same transport as the sync client: the emulator's, the guarded and test transports serve both.
+    transport: Any = _transport(s)
     retry = _SEAM.retry if _SEAM is not None and _SEAM.retry is not None else _REFRESH_RETRY
 
     async def run() -> TaskBatch:
@@ -352,6 +442,7 @@ def read_tasks(task_ids: Iterable[str]) -> TaskBatch:
             api_base=s.api_base,
             upload_base=s.upload_base,
             transport=transport,
+            timeout=PAGE_TIMEOUT,
             retry=retry,
         ) as async_client:
             return await async_client.get_tasks(ids)
@@ -360,15 +451,22 @@ def read_tasks(task_ids: Iterable[str]) -> TaskBatch:
 
 
 @st.cache_data(ttl=300, max_entries=64, show_spinner=False)
-def _preflight(url: str, fingerprint: str, seam: str, demo: bool, _transport: Any) -> PreflightReport:
-    # Private hosts are fine only for the in-process demo, whose file host is local.
-    return check_url_over(url, transport=_transport, allow_private=demo)
+def _preflight(url: str, fingerprint: str, seam: str, _s: Settings, _transport: Any) -> PreflightReport:
+    # In demo mode the emulator's own file host is served in-process, so it passes the
+    # private-address check; every other host goes out through the guard.
+    local = (emulator_public_base(_s),) if _s.demo else ()
+    return check_url_over(url, transport=_transport, egress=egress_policy(_s), local_origins=local)
+
+
+def emulator_public_base(s: Settings) -> str:
+    """The origin of the demo emulator's file URLs."""
+    return str(dict(s.demo_options).get("public_base") or DEFAULT_PUBLIC_BASE)
 
 
 def preflight_url(url: str) -> PreflightReport:
     """The pre-flight checks on a video URL, fetched the way the provider will (cached 5 minutes)."""
     s = settings()
-    return _preflight(url, s.fingerprint, _seam_token(), s.demo, client().transport)
+    return _preflight(url, s.fingerprint, _seam_token(), s, _transport(s))
 
 
 def forget_preflight() -> None:
@@ -376,15 +474,29 @@ def forget_preflight() -> None:
     _preflight.clear()
 
 
+@dataclass(frozen=True)
+class CreditsReading:
+    """The balance, or why it could not be read."""
+
+    balance: int | None = None
+    """Credits left, when the read worked."""
+    problem: ErrorView | None = None
+    """Why it did not."""
+    outage: bool = False
+    """True when the provider did not answer in time, or answered that it is down."""
+
+
 @st.cache_data(ttl=30, max_entries=32, show_spinner=False)
-def _credits(fingerprint: str, seam: str, epoch: int, _c: LumaClient) -> tuple[int | None, ErrorView | None]:
+def _credits(fingerprint: str, seam: str, epoch: int, _c: LumaClient) -> CreditsReading:
+    # A failure is cached for the same 30 s: while the provider hangs, one page in 30 s waits
+    # a few seconds for it, not every page.
     try:
-        return _c.get_credits(), None
+        return CreditsReading(balance=_c.get_credits())
     except LumaError as err:
-        return None, describe_error(err)
+        return CreditsReading(problem=describe_error(err), outage=is_outage_error(err))
 
 
-def credits() -> tuple[int | None, ErrorView | None]:
+def credits() -> CreditsReading:
     """Remaining credits, or why they could not be read (cached for 30 s)."""
     s = settings()
     return _credits(s.fingerprint, _seam_token(), _credits_epoch[0], client())
@@ -406,7 +518,7 @@ def _fetch(url: str, fingerprint: str, _c: LumaClient) -> bytes:
 
 def fetch_bytes(url: str) -> bytes:
     """A file's bytes through the client's transport (demo videos), cached by URL."""
-    return _fetch(url, settings().fingerprint, client())
+    return _fetch(url, settings().fingerprint, action_client())
 
 
 def samples() -> list[SampleClip]:
@@ -447,7 +559,7 @@ def upload_job(digest: str, data: bytes, upload_as: str) -> tuple[Hashable, Uplo
     it; the next run follows the same job.
     """
     key = (_session_key(), digest)
-    c = client()
+    c = action_client()
     return key, _UPLOAD_JOBS.start(key, len(data), lambda progress: c.upload_file(data, file_name=upload_as, progress=progress))
 
 
@@ -532,14 +644,14 @@ def mirror_to_url() -> None:
         del st.query_params[QUERY_TASKS]
 
 
-# --- running pages only through app.py -----------------------------------------------------------
+# --- running pages only through dashboard.py -----------------------------------------------------------
 
 _FRAME = threading.local()
 
 
 @contextlib.contextmanager
 def frame_running() -> Iterator[None]:
-    """Marks that app.py (gate, sidebar, navigation) is running the current page."""
+    """Marks that dashboard.py (gate, sidebar, navigation) is running the current page."""
     _FRAME.active = True
     try:
         yield
@@ -548,17 +660,62 @@ def frame_running() -> Iterator[None]:
 
 
 def page_guard(page_path: str) -> None:
-    """Send a page that was started without app.py back through app.py.
+    """Send a page that was started without dashboard.py back through it.
 
     Streamlit still routes a first request for ``/submit`` straight to ``pages/submit.py`` (the
-    legacy ``pages/`` folder convention) until app.py has called ``st.navigation`` once in this
-    server process. That would skip the access gate; this sends the request to app.py instead,
+    legacy ``pages/`` folder convention) until dashboard.py has called ``st.navigation`` once in
+    this server process. That would skip the access gate; this sends the request there instead,
     which then opens the page that was asked for.
     """
     if getattr(_FRAME, "active", False):
         return
     st.session_state[DEEP_LINK] = page_path
-    st.switch_page("app.py", query_params=st.query_params.to_dict())
+    st.switch_page("dashboard.py", query_params=st.query_params.to_dict())
+
+
+# --- browser messages this server never asked for ---------------------------------------------------
+
+
+def drop_forged_widget_states() -> int:
+    """Forget widget values a browser sent for widgets this server never drew; returns how many.
+
+    Every real widget id starts with Streamlit's element-id prefix. A hand-made websocket message
+    can carry any id; one that looks like a plain session-state key makes Streamlit's own
+    session state raise on the next widget (a traceback in the log, the page broken for that
+    session). Called first thing in every run, before any widget exists.
+    """
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    from streamlit.runtime.state.common import is_element_id
+
+    ctx = get_script_run_ctx()
+    inner = getattr(getattr(ctx, "session_state", None), "_state", None)
+    widgets = getattr(inner, "_new_widget_state", None)
+    if widgets is None:
+        return 0
+    forged = [wid for wid in list(widgets.states) if not is_element_id(wid)]
+    for wid in forged:
+        del widgets[wid]
+    if forged:
+        _LOG.warning("Ignored %d widget value(s) for widgets this server never drew.", len(forged))
+    return len(forged)
+
+
+class _OneLineProtocolErrors(logging.Filter):
+    """Streamlit logs a full traceback for every undecodable websocket message; anyone can send
+    one, so keep it to one line (the message is still refused and the socket closed)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Error deserializing back message"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_protocol_errors() -> None:
+    """Install :class:`_OneLineProtocolErrors` on Streamlit's websocket logger (idempotent)."""
+    logger = logging.getLogger("streamlit.web.server.starlette.starlette_websocket")
+    if not any(isinstance(f, _OneLineProtocolErrors) for f in logger.filters):
+        logger.addFilter(_OneLineProtocolErrors())
 
 
 # --- one create per submission, whatever happens to session state -----------------------------------

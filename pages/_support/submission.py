@@ -32,11 +32,13 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from luma.errors import LumaError, MalformedResponseError, TransportError
 
 __all__ = [
     "IN_FLIGHT_NOTICES",
+    "MAX_PROMPT_CHARS",
     "ClickDecision",
     "CreateLedger",
     "CreateOutcome",
@@ -45,7 +47,9 @@ __all__ = [
     "SubmitRequest",
     "UploadJob",
     "UploadJobs",
+    "callback_problem",
     "decide_click",
+    "input_problems",
     "language_hint",
 ]
 
@@ -260,6 +264,46 @@ def decide_click(
             "Check the Jobs page first; to send again anyway, tick the confirmation box.",
         )
     return ClickDecision(record=True)
+
+
+# --- what may be sent ----------------------------------------------------------------------------
+
+#: Our limit on a prompt (the provider documents none): long enough for any real description,
+#: short enough that a stray paste is caught before it costs a task.
+MAX_PROMPT_CHARS = 2000
+_MAX_URL_CHARS = 2048
+
+
+def input_problems(prompt: str, callback_url: str | None) -> list[str]:
+    """Why these inputs cannot be sent as typed (empty when they can). Nothing is ever cut short:
+    what Start sends is exactly what the page shows."""
+    problems = []
+    if len(prompt) > MAX_PROMPT_CHARS:
+        problems.append(
+            f"The prompt is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}. "
+            "Shorten it; nothing was sent."
+        )
+    if callback_url:
+        problem = callback_problem(callback_url)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def callback_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a callback URL, or None when it is well formed."""
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "The callback URL contains spaces or line breaks; a space inside it must be written as %20."
+    if len(url) > _MAX_URL_CHARS:
+        return f"The callback URL is longer than {_MAX_URL_CHARS:,} characters."
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "The callback URL is not a valid web address."
+    if parts.scheme not in ("http", "https") or not host:
+        return "The callback URL must be a full http(s) address, such as https://example.com/luma-callback."
+    return None
 
 
 # --- uploads that outlive the run that started them ------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from luma.preflight import Outcome, PreflightReport
+from studio.text import plain
 
 __all__ = ["show_report"]
 
@@ -34,8 +35,8 @@ def show_report(report: PreflightReport, *, what: str = "The video") -> None:
     else:
         st.success(f"{what} passed every check.", icon=":material/verified:")
     for check in report.checks:
-        line = f"{_MARKS[check.outcome]} **{check.title}: {_WORDS[check.outcome]}.** {check.detail}"
+        line = f"{_MARKS[check.outcome]} **{check.title}: {_WORDS[check.outcome]}.** {plain(check.detail)}"
         if check.fix and check.outcome is not Outcome.PASS:
             label = "How to fix" if check.outcome is Outcome.FAIL else "What to do"
-            line += f"  \n{label}: {check.fix}"
+            line += f"  \n{label}: {plain(check.fix)}"
         st.markdown(line)

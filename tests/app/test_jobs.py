@@ -185,13 +185,13 @@ def test_query_params_restore_the_list_with_details():
     assert frame.loc[0, "prompt"] == "make it a snowy night", "the provider's echo restores the details"
 
 
-def test_export_csv_and_json_hold_the_list_and_never_the_key(seam, live_backend, monkeypatch):
+def test_exports_are_built_on_click_only_and_hold_the_list_never_the_key(seam, live_backend, monkeypatch):
     key = "sk-live-EXPORT-secret-987654"
     seam(backend=live_backend.transport())
-    outputs: dict[str, bytes] = {}
+    built: list[str] = []
     real_csv, real_json = jobs.export_csv, jobs.export_json
-    monkeypatch.setattr(jobs, "export_csv", lambda items: outputs.setdefault("csv", real_csv(items)) and real_csv(items))
-    monkeypatch.setattr(jobs, "export_json", lambda items: outputs.setdefault("json", real_json(items)) and real_json(items))
+    monkeypatch.setattr(jobs, "export_csv", lambda items: built.append("csv") or real_csv(items))
+    monkeypatch.setattr(jobs, "export_json", lambda items: built.append("json") or real_json(items))
     at = make_app({**FAST_REFRESH, "luma": {"api_key": key}}).run()
     at.segmented_control(key="submit_source").set_value("url").run()
     sample = live_backend.samples()[0].url
@@ -200,13 +200,18 @@ def test_export_csv_and_json_hold_the_list_and_never_the_key(seam, live_backend,
     at.button(key="submit_button").click().run()
     task_id = at.session_state[runtime.SUBMIT_REQUEST].task_id
     at.switch_page("pages/jobs.py").run()
+    at.run()
     assert not at.exception
-    assert at.get_by_key("jobs_export_csv") is not None and at.get_by_key("jobs_export_json") is not None
-    rows = list(csv.DictReader(io.StringIO(outputs["csv"].decode())))
+    for name in ("jobs_export_csv", "jobs_export_json"):
+        button = at.get_by_key(name)
+        assert button is not None and button.proto.HasField("deferred_file_id"), "built when clicked"
+    assert built == [], "no export is built on a rerun"
+    items = list(at.session_state[runtime.TASKS].values())
+    rows = list(csv.DictReader(io.StringIO(jobs.export_csv(items).decode())))
     assert rows[0]["task_id"] == task_id and rows[0]["prompt"] == "make it golden hour"
-    data = json.loads(outputs["json"])
+    data = json.loads(jobs.export_json(items))
     assert data["tasks"][0]["video_url"] == sample
-    for blob in outputs.values():
+    for blob in (jobs.export_csv(items), jobs.export_json(items)):
         assert key.encode() not in blob
     assert key not in page_text(at) and key not in str(at.query_params)
 
