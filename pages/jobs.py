@@ -11,7 +11,7 @@ from luma.errors import LumaError, error_for_code
 from luma.models import TaskStatus
 from pages._support import jobs, runtime
 from pages._support.feedback import describe_error, last_resort, show_error
-from studio.text import code, plain
+from studio.text import plain, verbatim
 
 runtime.page_guard("pages/jobs.py")
 
@@ -131,10 +131,10 @@ def details(item: jobs.TrackedTask) -> None:
                     "Prompt": plain(request.prompt, limit=None) or "—",
                     # Demo file URLs only resolve inside this process: name the file instead.
                     # Addresses as inline code: copied exactly, never turned into links.
-                    "Video URL": code(
+                    "Video URL": verbatim(
                         (jobs.file_name(request.video_url) if settings.demo else request.video_url) or "—"
                     ),
-                    "Callback URL": code(request.callback_url) if request.callback_url else "—",
+                    "Callback URL": verbatim(request.callback_url) if request.callback_url else "—",
                     "Watermark": plain(request.watermark) if request.watermark else "—",
                 },
                 border="horizontal",

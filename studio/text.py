@@ -11,14 +11,14 @@ Escapes are not enough for bare addresses: the GFM autolink step runs on the tex
 escapes are resolved, turning ``https://...``, ``www.`` and ``a@b.c`` into links. An invisible
 word joiner (U+2060) after the colon of ``://``, inside ``www.`` and after ``@`` breaks those
 patterns without changing what the reader sees. Where a value must copy exactly (a URL the
-user may paste elsewhere), :func:`code` shows it as inline code, which is never linked.
+user may paste elsewhere), :func:`verbatim` shows it as inline code, which is never linked.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["code", "neutral_cell", "plain"]
+__all__ = ["neutral_cell", "plain", "verbatim"]
 
 _PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
 _SPACE = re.compile(r"\s+")
@@ -38,7 +38,7 @@ def plain(text: object, *, limit: int | None = 500) -> str:
     return _AUTOLINK.sub(lambda m: m.group(0) + _JOINER, escaped)
 
 
-def code(text: object, *, limit: int | None = 500) -> str:
+def verbatim(text: object, *, limit: int | None = 500) -> str:
     """``text`` as inline code: shown and copied exactly, never linked or formatted."""
     value = _SPACE.sub(" ", str(text)).strip()
     if limit is not None and len(value) > limit:

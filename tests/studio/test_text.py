@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from studio.text import code, neutral_cell, plain
+from studio.text import neutral_cell, plain, verbatim
 
 HOSTILE = [
     "[click me](https://evil.example/steal)",
@@ -50,7 +50,7 @@ def test_ordinary_cells_are_unchanged():
     assert neutral_cell("") == ""
 
 
-def test_code_shows_a_value_exactly_even_with_backticks():
-    assert code("https://videos.example.com/a.mp4") == "`https://videos.example.com/a.mp4`"
-    assert code("a`b") == "``a`b``"
-    assert code("`x`") == "`` `x` ``"
+def test_verbatim_shows_a_value_exactly_even_with_backticks():
+    assert verbatim("https://videos.example.com/a.mp4") == "`https://videos.example.com/a.mp4`"
+    assert verbatim("a`b") == "``a`b``"
+    assert verbatim("`x`") == "`` `x` ``"
