@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from luma import AsyncLumaClient, CreateLimiter, RetryPolicy
 from luma._constants import DEFAULT_CONCURRENCY
@@ -95,12 +96,12 @@ async def _measure(client: AsyncLumaClient, ids: list[str], ns: list[int], seq_n
     seq_ids = ids[:seq_n]
     seq = await _time_sequential(client, seq_ids)
     per_task = seq / len(seq_ids)
-    out = {"sequential_subset": len(seq_ids), "sequential_subset_s": seq, "sequential_per_task_s": per_task, "n": {}}
+    by_n: dict[int, dict[str, Any]] = {}
     for n in ns:
         subset = ids[:n]
         runs = [await _time_concurrent(client, subset) for _ in range(repeats if n <= 200 else 1)]
-        out["n"][n] = {"concurrent_s": statistics.median(runs), "runs": runs}
-    return out
+        by_n[n] = {"concurrent_s": statistics.median(runs), "runs": runs}
+    return {"sequential_subset": len(seq_ids), "sequential_subset_s": seq, "sequential_per_task_s": per_task, "n": by_n}
 
 
 def _report(result: Result, label: str, data: dict, concurrency: int) -> None:

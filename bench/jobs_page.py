@@ -24,7 +24,7 @@ import statistics
 import tempfile
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from luma import CreateLimiter, LumaClient
@@ -45,7 +45,7 @@ def _sizes(options: Options) -> tuple[list[int], int]:
 
 def seed_items(ids: list[str], pending: set[str], now: datetime, base: str = "http://luma-emulator.local"):
     """A jobs list as the page stores it: final tasks fully read, pending ones last read 60 s ago."""
-    from pages._support import jobs
+    from pages._support import tasks
 
     items = {}
     for i, tid in enumerate(ids):
@@ -61,7 +61,7 @@ def seed_items(ids: list[str], pending: set[str], now: datetime, base: str = "ht
                         origin_urls=(f"{base}/files/origin/{tid}.mp4",),
                         result_urls=(f"{base}/files/results/{tid}.mp4",))
             checked = now - timedelta(minutes=5)
-        items[tid] = jobs.TrackedTask(task_id=tid, added_at=added, request=request, source="sample",
+        items[tid] = tasks.TrackedTask(task_id=tid, added_at=added, request=request, source="sample",
                                       source_name="Rolling hills", task=task, checked_at=checked,
                                       attempted_at=checked)
     return items
@@ -116,7 +116,7 @@ def _run(options: Options) -> Result:
             clip = tiny_clip(Path(tmp) / "clip.mp4")
             with LumaClient(DEMO_KEY, transport=em.transport(),
                             create_limiter=CreateLimiter(limit=1_000_000, window=1.0)) as client:
-                upload = client.upload_file(clip.read_bytes(), file_name="jobs.mp4", upload_path="bench")
+                upload = client.upload_file(clip.read_bytes(), file_name="tasks.mp4", upload_path="bench")
                 deadline = time.monotonic() + 120
                 pending_pool = []
                 for i in range(most // 2):
@@ -148,14 +148,14 @@ def _run(options: Options) -> Result:
                 result.raw["empty_s"] = empty
                 result.add("no tasks: one rerun", empty, "s", "the baseline of every ratio below")
                 for n in sizes:
-                    now = datetime.now(timezone.utc)
+                    now = datetime.now(UTC)
                     ids = fake_ids(n, salt=n)
                     final_t, final_state = timed_reruns(seed_items(ids, set(), now))
                     if len(final_state) != n:
                         raise RuntimeError(f"the page lost tasks: {len(final_state)} of {n}")
                     pending = pending_pool[: n // 2]
                     mixed_ids = [pending[i // 2] if i % 2 == 0 and i // 2 < len(pending) else ids[i] for i in range(n)]
-                    now = datetime.now(timezone.utc)
+                    now = datetime.now(UTC)
                     half_t, half_state = timed_reruns(seed_items(mixed_ids, set(pending), now))
                     refreshed = sum(1 for tid in pending if half_state[tid].checked_at and half_state[tid].checked_at > now)
                     if refreshed != len(pending):
@@ -171,7 +171,7 @@ def _run(options: Options) -> Result:
     address = result.raw[f"n{most}"]["tasks_query_chars"]
     result.add(f"page address (?tasks=) with {most} tasks", round(address / 1024, 1), "KiB",
                "dashboard.py mirrors every task id into the page address (33 characters per task)")
-    pickled, traced = memory_per_1000(datetime.now(timezone.utc))
+    pickled, traced = memory_per_1000(datetime.now(UTC))
     result.raw["memory_per_1000"] = {"pickled_bytes": pickled, "tracemalloc_bytes": traced}
     result.add("session state per 1,000 tasks (pickled)", round(pickled / 1024), "KiB",
                "pickle.dumps of the dict[str, TrackedTask], all final")

@@ -3,9 +3,9 @@
 Method (simulated clock, no network). One task is submitted at t = 0 and becomes final at
 t = D + u, for D = 1, 5 and 15 minutes and u swept over [0, 30) s in 0.1 s steps (every phase of
 the slowest 30 s interval). The jobs page is modelled the way pages/jobs.py runs: its fragment
-wakes every ``jobs.refresh_interval(...)`` seconds (the timer is re-registered by a full rerun
+wakes every ``tasks.refresh_interval(...)`` seconds (the timer is re-registered by a full rerun
 whenever that value changes), and on each wake it reads exactly the tasks
-``jobs.due_task_ids(...)`` returns, folding the answer in with ``jobs.apply_batch``. All three
+``tasks.due_task_ids(...)`` returns, folding the answer in with ``tasks.apply_batch``. All three
 are the dashboard's own functions from pages/_support/jobs.py, at the default bounds (2-30 s).
 The first read happens when the page first renders, at t = 0. The baseline is a fixed 10 s poll
 (the provider quickstart's), also reading at t = 0. Delay = when the page knows - when the task
@@ -17,14 +17,14 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from luma.models import Task, TaskBatch, TaskStatus
-from pages._support import jobs
+from pages._support import tasks
 
 from .common import Options, Result
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TASK_ID = "0" * 32
 FIXED_POLL = 10.0
 # A bound on the simulated page wakes of one task's life (a 15-minute task needs about 40).
@@ -46,23 +46,22 @@ def _task(status: TaskStatus, finish: float | None) -> Task:
     return Task(task_id=TASK_ID, status=status, created_at=T0, completed_at=completed)
 
 
-def dashboard_life(finish: float, lo: float = jobs.DEFAULT_MIN_INTERVAL, hi: float = jobs.DEFAULT_MAX_INTERVAL) -> Life:
+def dashboard_life(finish: float, lo: float = tasks.DEFAULT_MIN_INTERVAL, hi: float = tasks.DEFAULT_MAX_INTERVAL) -> Life:
     """One task's life under the jobs page's schedule (its own functions, a simulated clock)."""
-    items = {TASK_ID: jobs.TrackedTask(task_id=TASK_ID, added_at=T0)}
+    items = {TASK_ID: tasks.TrackedTask(task_id=TASK_ID, added_at=T0)}
     t = 0.0
-    calls = wakes = 0
-    for _ in range(MAX_WAKES):
-        wakes += 1
+    calls = 0
+    for wakes in range(1, MAX_WAKES + 1):
         now = T0 + timedelta(seconds=t)
-        due = jobs.due_task_ids(items.values(), now, lo, hi)
+        due = tasks.due_task_ids(items.values(), now, lo, hi)
         if due:
             calls += len(due)
             done = t >= finish
             task = _task(TaskStatus.SUCCESS if done else TaskStatus.GENERATING, finish if done else None)
-            items = jobs.apply_batch(items, TaskBatch(tasks={TASK_ID: task}), now)
+            items = tasks.apply_batch(items, TaskBatch(tasks={TASK_ID: task}), now)
             if done:
                 return Life(calls, wakes, t - finish)
-        interval = jobs.refresh_interval(items.values(), now, lo, hi)
+        interval = tasks.refresh_interval(items.values(), now, lo, hi)
         if interval is None:
             raise RuntimeError("the page stopped refreshing a task that is not final")
         t += interval

@@ -32,15 +32,15 @@ class Registry:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                return self._items[key][0]  # type: ignore[no-any-return]
+                return self._items[key][0]
             building = self._building.setdefault(key, threading.Lock())
         with building:  # one builder per key; others wait for its object
             with self._lock:
                 if key in self._items:
-                    return self._items[key][0]  # type: ignore[no-any-return]
+                    return self._items[key][0]
             value = build()
             with self._lock:
-                self._items[key] = (value, close)  # type: ignore[assignment]
+                self._items[key] = (value, close)
                 self._building.pop(key, None)
                 evicted = []
                 while len(self._items) > self._max:
