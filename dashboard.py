@@ -83,7 +83,7 @@ with st.sidebar:
                 "environment": "the LUMA_API_KEY environment variable",
             }[current.key_source]
             st.caption(f"Requests go to **{plain(current.api_host)}** with {source}. Each task costs credits.")
-        reading = runtime.credits()
+        reading = runtime.balance()
         if reading.balance is not None:
             st.metric("Credits left", f"{reading.balance:,}", border=True)
         elif reading.problem is not None:

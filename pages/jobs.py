@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import streamlit as st
 
 from luma.errors import LumaError, error_for_code
 from luma.models import TaskStatus
-from pages._support import jobs, runtime
+from pages._support import runtime, tasks
 from pages._support.feedback import describe_error, last_resort, show_error
 from studio.text import plain, verbatim
 
@@ -28,7 +28,7 @@ FULL_RUN = "jobs_full_run"
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def clear_selection() -> None:
@@ -37,9 +37,9 @@ def clear_selection() -> None:
 
 def import_ids() -> None:
     """Add the pasted task ids; report invalid ones and keep them in the box to be fixed."""
-    parsed = jobs.parse_task_ids(state.get("jobs_import_text") or "", existing=runtime.listed())
+    parsed = tasks.parse_task_ids(state.get("jobs_import_text") or "", existing=runtime.listed())
     added_at = now()
-    runtime.track(*(jobs.TrackedTask(task_id=i, added_at=added_at, source="imported") for i in parsed.valid))
+    runtime.track(*(tasks.TrackedTask(task_id=i, added_at=added_at, source="imported") for i in parsed.valid))
     state["jobs_import_result"] = parsed
     state["jobs_import_text"] = "\n".join(parsed.invalid)
     clear_selection()
@@ -54,7 +54,7 @@ def remove(task_id: str) -> None:
     state["jobs_removed"] = task_id
 
 
-def run_again(item: jobs.TrackedTask) -> None:
+def run_again(item: tasks.TrackedTask) -> None:
     """Pre-fill the Submit page with this task's inputs."""
     request = item.shown_request
     if request is None:
@@ -81,8 +81,8 @@ def refresh(task_ids: list[str]) -> None:
     except LumaError as err:
         state[OUTAGE] = describe_error(err)
         return
-    runtime.replace_tracked(jobs.apply_batch(runtime.listed(), batch, now()))
-    if jobs.is_outage(batch):
+    runtime.replace_tracked(tasks.apply_batch(runtime.listed(), batch, now()))
+    if tasks.is_outage(batch):
         state[OUTAGE] = describe_error(next(iter(batch.errors.values())))
     else:
         state[OUTAGE] = None
@@ -104,7 +104,7 @@ def player(url: str | None, *, what: str) -> None:
         st.video(url, alt=f"{what.capitalize()} video")
 
 
-def details(item: jobs.TrackedTask) -> None:
+def details(item: tasks.TrackedTask) -> None:
     """Everything about one task: players, request, error, download, actions."""
     task = item.task
     request = item.shown_request
@@ -132,7 +132,7 @@ def details(item: jobs.TrackedTask) -> None:
                     # Demo file URLs only resolve inside this process: name the file instead.
                     # Addresses as inline code: copied exactly, never turned into links.
                     "Video URL": verbatim(
-                        (jobs.file_name(request.video_url) if settings.demo else request.video_url) or "—"
+                        (tasks.file_name(request.video_url) if settings.demo else request.video_url) or "—"
                     ),
                     "Callback URL": verbatim(request.callback_url) if request.callback_url else "—",
                     "Watermark": plain(request.watermark) if request.watermark else "—",
@@ -159,10 +159,11 @@ def details(item: jobs.TrackedTask) -> None:
         with st.container(horizontal=True, vertical_alignment="center"):
             if task is not None and task.result_url:
                 download(item)
-            if request is not None:
-                if st.button("Run again with the same inputs", key="jobs_run_again", icon=":material/replay:"):
-                    run_again(item)
-                    st.switch_page("pages/submit.py")
+            if request is not None and st.button(
+                "Run again with the same inputs", key="jobs_run_again", icon=":material/replay:"
+            ):
+                run_again(item)
+                st.switch_page("pages/submit.py")
             st.button(
                 "Remove from list",
                 key="jobs_remove",
@@ -172,7 +173,7 @@ def details(item: jobs.TrackedTask) -> None:
             )
 
 
-def download(item: jobs.TrackedTask) -> None:
+def download(item: tasks.TrackedTask) -> None:
     url = item.task.result_url if item.task else None
     if not url:
         return
@@ -214,7 +215,7 @@ def _badge_color(status: TaskStatus | None) -> Literal["blue", "green", "red"]:
     return "green" if status.succeeded else "red"
 
 
-def _describe_schedule(interval: float | None, items: list[jobs.TrackedTask]) -> str:
+def _describe_schedule(interval: float | None, items: list[tasks.TrackedTask]) -> str:
     if not items:
         return ""
     if interval is None:
@@ -243,7 +244,7 @@ with st.expander("Add existing task ids", icon=":material/add:"):
         help="32 hexadecimal characters each, as the provider shows them.",
     )
     st.button("Add to list", key="jobs_import_button", icon=":material/playlist_add:", on_click=import_ids)
-    result: jobs.ParsedIds | None = state.pop("jobs_import_result", None)
+    result: tasks.ParsedIds | None = state.pop("jobs_import_result", None)
     if result is not None:
         if result.valid:
             st.success(f"Added {len(result.valid)} task(s).", icon=":material/check:")
@@ -265,10 +266,10 @@ if removed:
 # Read what is due before the timer is registered, so it starts at the right pace and this run
 # needs no second, app-wide rerun (which would also swallow the notices above).
 try:
-    refresh(jobs.due_task_ids(runtime.listed().values(), now(), lo, hi))
+    refresh(tasks.due_task_ids(runtime.listed().values(), now(), lo, hi))
 except LumaError as err:
     show_error(err)
-schedule = jobs.refresh_interval(runtime.listed().values(), now(), lo, hi)
+schedule = tasks.refresh_interval(runtime.listed().values(), now(), lo, hi)
 state[SCHEDULE] = schedule
 state[FULL_RUN] = True
 
@@ -304,10 +305,10 @@ def draw_list() -> None:
         refresh([i.task_id for i in items if not i.is_final])
     elif not full_run:
         # The timer's own run: the page body above did not run, so read what is due here.
-        refresh(jobs.due_task_ids(items, now(), lo, hi))
+        refresh(tasks.due_task_ids(items, now(), lo, hi))
     items = list(runtime.listed().values())
 
-    new_schedule = jobs.refresh_interval(items, now(), lo, hi)
+    new_schedule = tasks.refresh_interval(items, now(), lo, hi)
     if new_schedule != state.get(SCHEDULE):
         # run_every is fixed when the fragment is registered: a full rerun registers the new pace.
         st.rerun(scope="app")
@@ -318,7 +319,7 @@ def draw_list() -> None:
     with export_slot:
         st.download_button(
             "Export CSV",
-            data=lambda: jobs.export_csv(snapshot),
+            data=lambda: tasks.export_csv(snapshot),
             file_name="luma-tasks.csv",
             mime="text/csv",
             key="jobs_export_csv",
@@ -327,7 +328,7 @@ def draw_list() -> None:
         )
         st.download_button(
             "Export JSON",
-            data=lambda: jobs.export_json(snapshot),
+            data=lambda: tasks.export_json(snapshot),
             file_name="luma-tasks.json",
             mime="application/json",
             key="jobs_export_json",
@@ -353,7 +354,7 @@ def draw_list() -> None:
                 icon=":material/sync_problem:",
             )
 
-    counts = jobs.status_counts(items)
+    counts = tasks.status_counts(items)
     failed = counts[TaskStatus.CREATE_TASK_FAILED.label] + counts[TaskStatus.GENERATE_FAILED.label]
     succeeded = counts[TaskStatus.SUCCESS.label] + counts[TaskStatus.CALLBACK_FAILED.label]
     summary = [
@@ -362,14 +363,14 @@ def draw_list() -> None:
         ("Succeeded", succeeded),
         ("Failed", failed),
     ]
-    if counts[jobs.NOT_READ_LABEL]:
-        summary.append((jobs.NOT_READ_LABEL, counts[jobs.NOT_READ_LABEL]))
-    for column, (label, value) in zip(st.columns(len(summary)), summary):
+    if counts[tasks.NOT_READ_LABEL]:
+        summary.append((tasks.NOT_READ_LABEL, counts[tasks.NOT_READ_LABEL]))
+    for column, (label, value) in zip(st.columns(len(summary)), summary, strict=True):
         column.metric(label, value, border=True)
 
     chosen = st.pills(
         "Filter by status",
-        jobs.STATUS_FILTER_OPTIONS,
+        tasks.STATUS_FILTER_OPTIONS,
         selection_mode="multi",
         key=FILTER_KEY,
         on_change=clear_selection,
@@ -378,12 +379,11 @@ def draw_list() -> None:
     ordered = sorted(items, key=lambda i: i.added_at, reverse=True)
     shown = [i for i in ordered if not chosen or i.status_label in chosen]
     # Demo file URLs are served inside this process, not to the browser: show names, play below.
-    frame = jobs.tasks_frame(shown, now(), links=not settings.demo)
+    frame = tasks.tasks_frame(shown, now(), links=not settings.demo)
     if settings.demo:
-        file_column = {"help": "Select the row to play it", "width": "small"}
         link_columns = {
-            "source": st.column_config.TextColumn("Input", **file_column),
-            "result": st.column_config.TextColumn("Result", **file_column),
+            "source": st.column_config.TextColumn("Input", help="Select the row to play it", width="small"),
+            "result": st.column_config.TextColumn("Result", help="Select the row to play it", width="small"),
         }
     else:
         link_columns = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
@@ -12,7 +12,6 @@ from luma.models import TaskRequest
 from luma.preflight import check_file, format_size
 from pages._support import runtime
 from pages._support.feedback import show_error
-from pages._support.jobs import TrackedTask
 from pages._support.submission import (
     IN_FLIGHT_NOTICES,
     SubmitInputs,
@@ -22,6 +21,7 @@ from pages._support.submission import (
     input_problems,
     language_hint,
 )
+from pages._support.tasks import TrackedTask
 from pages._support.views import show_report
 from studio.text import plain
 
@@ -130,7 +130,7 @@ def act_on_request() -> None:
     if request is None or not request.in_flight:
         return
     if request.state == "pending":
-        if datetime.now(timezone.utc) - request.recorded_at > STALE_REQUEST:
+        if datetime.now(UTC) - request.recorded_at > STALE_REQUEST:
             state[runtime.SUBMIT_REQUEST] = None
             state["submit_notice"] = "An earlier click was interrupted before it was sent; nothing was created."
             st.rerun()
@@ -149,7 +149,7 @@ def act_on_request() -> None:
     # "sending" here means another run of this session is sending it: the ledger hands us its answer.
     # Everything the create needs from Streamlit and session state is read now, before sending.
     key = runtime.submission_key(request.fingerprint)
-    tasks = runtime.tracked()
+    listed_tasks = runtime.tracked()
     client = runtime.action_client()
     inputs = request.inputs
 
@@ -165,11 +165,11 @@ def act_on_request() -> None:
         request.state = "sending"
         outcome = runtime.create_once(key, request.id, send)
         if outcome.task_id is not None:
-            tasks.setdefault(
+            listed_tasks.setdefault(
                 outcome.task_id,
                 TrackedTask(
                     task_id=outcome.task_id,
-                    added_at=datetime.now(timezone.utc),
+                    added_at=datetime.now(UTC),
                     request=TaskRequest(inputs.prompt, inputs.video_url, inputs.callback_url, inputs.watermark),
                     source=inputs.source,
                     source_name=inputs.source_name,
@@ -202,16 +202,16 @@ def upload_section() -> None:
     if upload is None:
         # The upload runs in the background: a click or an edit while it runs stops this run (each
         # progress update is a yield point), not the upload, and the next run follows it here.
-        key, job = runtime.upload_job(digest, data, upload_as)
-        bar = st.progress(job.fraction, text="Uploading…")
-        while not job.wait(0.2):
-            bar.progress(job.fraction, text=f"Uploading… {int(100 * job.fraction)}%")
+        key, running = runtime.start_upload(digest, data, upload_as)
+        bar = st.progress(running.fraction, text="Uploading…")
+        while not running.wait(0.2):
+            bar.progress(running.fraction, text=f"Uploading… {int(100 * running.fraction)}%")
         bar.empty()
-        if job.error is not None:
-            show_error(job.error, context="The upload failed.")
-            runtime.forget_failed_upload(key, job)
+        if running.error is not None:
+            show_error(running.error, context="The upload failed.")
+            runtime.forget_failed_upload(key, running)
             return
-        upload = job.result
+        upload = running.result
         runtime.remember_upload(digest, upload)
     st.caption(
         f":material/cloud_done: Uploaded **{plain(file.name)}** ({format_size(len(data))}). "
@@ -321,7 +321,24 @@ with inputs_col:
 inputs = current_inputs()
 video_url, video_name = chosen_video()
 
-with video_col:
+sample_slug = state.get("submit_sample") if source == "sample" else None
+# On a fresh demo the sample clips are still being drawn in the background: the page never waits
+# for them; this part of it looks again every second until the chosen one is there.
+sample_pending = sample_slug is not None and not runtime.sample_ready(sample_slug)
+
+
+@st.fragment(run_every=1.0 if sample_pending else None)
+def video_panel() -> None:
+    """The preview and the video check (or a placeholder while the demo's sample is drawn)."""
+    if sample_pending:
+        if runtime.sample_ready(sample_slug or ""):
+            st.rerun(scope="app")  # ready: draw it all, and stop this timer
+        with st.container(border=True, key="submit_sample_placeholder"):
+            st.markdown(":material/hourglass_top: **Preparing the sample clip…**")
+            st.caption("The demo draws its sample clips once, on its first start; this takes a few seconds.")
+        st.subheader("Video check", anchor=False)
+        st.caption("The check runs as soon as the sample clip is ready.")
+        return
     if source == "sample" and video_url:
         try:
             st.video(runtime.fetch_bytes(video_url), alt=f"Sample clip: {video_name}")
@@ -333,6 +350,10 @@ with video_col:
     else:
         show_report(runtime.preflight_url(video_url))
         st.button("Check again", key="submit_recheck", icon=":material/refresh:", on_click=recheck)
+
+
+with video_col:
+    video_panel()
 
 last: SubmitRequest | None = state.get(runtime.SUBMIT_REQUEST)
 same_inputs = last is not None and inputs is not None and last.fingerprint == inputs.fingerprint()

@@ -16,7 +16,7 @@ lets the web edge serve that browser its ``/media/`` files.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import streamlit as st
 
@@ -104,7 +104,7 @@ def _password_page() -> None:
         st.error(notice, icon=":material/lock:")
 
 
-def _gate_navigation(page: object, page_paths: Iterable[str]) -> None:
+def _gate_navigation(page: Callable[[], None], page_paths: Iterable[str]) -> None:
     # The gate answers on every page's address: no "page not found" over the form, and the
     # address (say /jobs) is kept, so the real navigation opens that page once the gate opens.
     pages = [st.Page(page, title="Sign in", default=True)]

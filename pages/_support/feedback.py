@@ -9,6 +9,7 @@ it logs the traceback to the server console (never the API key) and shows one pl
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
@@ -37,7 +38,7 @@ from luma.errors import (
 )
 from studio.text import plain
 
-__all__ = ["ErrorView", "describe_error", "is_outage_error", "last_resort", "redact", "show_error"]
+__all__ = ["ErrorView", "describe_error", "is_outage_error", "last_resort", "redact", "set_key_source", "show_error"]
 
 _LOG = logging.getLogger("luma.dashboard")
 
@@ -138,11 +139,19 @@ def last_resort(err: BaseException, *, context: str | None = None) -> None:
     show_error(err, context=context)
 
 
-def _current_key() -> str | None:
-    from . import runtime  # late: runtime imports this module
+# Where show_error finds the key to redact; runtime installs it (this module never imports runtime).
+_key_source: Callable[[], str | None] = lambda: None  # noqa: E731 - a default, replaced at start-up
 
+
+def set_key_source(source: Callable[[], str | None]) -> None:
+    """Tell :func:`show_error` how to find the current API key (to redact it, belt and braces)."""
+    global _key_source
+    _key_source = source
+
+
+def _current_key() -> str | None:
     try:
-        return runtime.settings().api_key
+        return _key_source()
     except Exception:  # noqa: BLE001 - redaction is a safety net; never fail because of it
         return None
 

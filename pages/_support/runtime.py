@@ -37,7 +37,7 @@ import threading
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,9 +55,9 @@ from luma.preflight import PreflightReport, check_url_over
 from studio.access import GRANTS, THROTTLE
 from studio.registry import Registry
 
-from . import jobs
-from .feedback import ErrorView, describe_error, is_outage_error
-from .submission import CreateLedger, CreateOutcome, UploadJob, UploadJobs
+from . import tasks
+from .feedback import ErrorView, describe_error, is_outage_error, set_key_source
+from .submission import CreateLedger, CreateOutcome, Upload, Uploads
 
 __all__ = [
     "CreditsReading",
@@ -65,7 +65,7 @@ __all__ = [
     "TestSeam",
     "action_client",
     "client",
-    "credits",
+    "balance",
     "egress_policy",
     "emulator",
     "fetch_bytes",
@@ -92,7 +92,7 @@ UPLOAD_BASE_OVERRIDE = "luma_upload_base"
 REFRESH_MIN = "luma_refresh_min"
 REFRESH_MAX = "luma_refresh_max"
 TASKS = "jobs_tasks"
-"""dict[str, jobs.TrackedTask]: the jobs list, in the order tasks were added."""
+"""dict[str, tasks.TrackedTask]: the task list, in the order tasks were added."""
 TASKS_RESTORED = "jobs_restored_from_url"
 SUBMIT_REQUEST = "submit_request"
 """submission.SubmitRequest | None: the last recorded click on Submit."""
@@ -105,7 +105,7 @@ ACCESS_FAILURES = "access_failures"
 DEEP_LINK = "_deep_link_page"
 
 QUERY_TASKS = "tasks"
-"""The query parameter that mirrors the jobs list (``?tasks=id1,id2``)."""
+"""The query parameter that mirrors the task list (``?tasks=id1,id2``)."""
 
 DEMO_KEY = "demo"
 
@@ -260,8 +260,8 @@ def settings() -> Settings:
 
     api_base = chosen(state.get(API_BASE_OVERRIDE), configured_api)
     upload_base = chosen(state.get(UPLOAD_BASE_OVERRIDE), configured_upload)
-    lo = _float(state.get(REFRESH_MIN) or secret("refresh", "min_seconds"), jobs.DEFAULT_MIN_INTERVAL)
-    hi = _float(state.get(REFRESH_MAX) or secret("refresh", "max_seconds"), jobs.DEFAULT_MAX_INTERVAL)
+    lo = _float(state.get(REFRESH_MIN) or secret("refresh", "min_seconds"), tasks.DEFAULT_MIN_INTERVAL)
+    hi = _float(state.get(REFRESH_MAX) or secret("refresh", "max_seconds"), tasks.DEFAULT_MAX_INTERVAL)
     data_dir = os.environ.get("LUMA_EMULATOR_DIR") or secret("demo", "data_dir") or None
     return Settings(
         demo=demo,
@@ -281,6 +281,13 @@ def settings() -> Settings:
         # emulator on 127.0.0.1, say); hosts typed in a session never are.
         network_hosts=tuple(sorted(configured_hosts | _host_list(secret("network", "allow_hosts")))),
     )
+
+
+def _current_key() -> str | None:
+    return settings().api_key
+
+
+set_key_source(_current_key)
 
 
 def access_password() -> str | None:
@@ -325,7 +332,7 @@ def reset() -> None:
     st.cache_resource.clear()
     st.cache_data.clear()
     _LEDGER.clear()
-    _UPLOAD_JOBS.clear()
+    _UPLOADS.clear()
     THROTTLE.clear()
     GRANTS.clear()
 
@@ -365,9 +372,10 @@ def _build_emulator(s: Settings) -> Emulator:
     config = EmulatorConfig(data_dir=Path(s.data_dir) if s.data_dir else None, **options)
     _LOG.info("Starting the demo emulator (data dir: %s).", s.data_dir or "temporary")
     em = Emulator(config)
-    # Generate the sample clips in the background now, so the first visitor's preview and
-    # first task do not wait seconds for their clip.
-    em.prepare_samples()
+    # Draw missing sample clips in the background, one at a time, the one Submit shows first;
+    # they are kept in the data folder, so only a first start does this.
+    clips = em.samples()
+    em.prepare_samples(first=clips[0].slug if clips else None)
     return em
 
 
@@ -496,7 +504,7 @@ def _credits(fingerprint: str, seam: str, epoch: int, _c: LumaClient) -> Credits
         return CreditsReading(problem=describe_error(err), outage=is_outage_error(err))
 
 
-def credits() -> CreditsReading:
+def balance() -> CreditsReading:
     """Remaining credits, or why they could not be read (cached for 30 s)."""
     s = settings()
     return _credits(s.fingerprint, _seam_token(), _credits_epoch[0], client())
@@ -519,6 +527,12 @@ def _fetch(url: str, fingerprint: str, _c: LumaClient) -> bytes:
 def fetch_bytes(url: str) -> bytes:
     """A file's bytes through the client's transport (demo videos), cached by URL."""
     return _fetch(url, settings().fingerprint, action_client())
+
+
+def sample_ready(slug: str) -> bool:
+    """True when the demo's sample clip is drawn and can be shown without waiting (always live)."""
+    em = emulator()
+    return em is None or em.sample_ready(slug)
 
 
 def samples() -> list[SampleClip]:
@@ -549,30 +563,30 @@ def remember_upload(digest: str, upload: UploadedFile) -> None:
     st.session_state.setdefault(UPLOADS, {})[digest] = upload
 
 
-_UPLOAD_JOBS = UploadJobs()
+_UPLOADS = Uploads()
 
 
-def upload_job(digest: str, data: bytes, upload_as: str) -> tuple[Hashable, UploadJob]:
-    """(key, job) of this session's upload of this content: running, finished, or started now.
+def start_upload(digest: str, data: bytes, upload_as: str) -> tuple[Hashable, Upload]:
+    """(key, upload) of this session's upload of this content: running, finished, or started now.
 
     The upload runs in its own thread, so a run stopped while showing its progress does not stop
-    it; the next run follows the same job.
+    it; the next run follows the same upload.
     """
     key = (_session_key(), digest)
     c = action_client()
-    return key, _UPLOAD_JOBS.start(key, len(data), lambda progress: c.upload_file(data, file_name=upload_as, progress=progress))
+    return key, _UPLOADS.start(key, len(data), lambda progress: c.upload_file(data, file_name=upload_as, progress=progress))
 
 
-def forget_failed_upload(key: Hashable, job: UploadJob) -> None:
+def forget_failed_upload(key: Hashable, upload: Upload) -> None:
     """A failed upload has been reported: the next run may try again."""
-    _UPLOAD_JOBS.forget_failed(key, job)
+    _UPLOADS.forget_failed(key, upload)
 
 
-# --- the jobs list in session state ----------------------------------------------------------------
+# --- the task list in session state ----------------------------------------------------------------
 
 
-def tracked() -> dict[str, jobs.TrackedTask]:
-    """The jobs list: the live dict in session state, for writers. Replace entries, never mutate them.
+def tracked() -> dict[str, tasks.TrackedTask]:
+    """The task list: the live dict in session state, for writers. Replace entries, never mutate them.
 
     It is made once per session and never swapped for another dict, so a run that took it before
     sending a create can add the task to it without touching session state again. Read through
@@ -583,21 +597,21 @@ def tracked() -> dict[str, jobs.TrackedTask]:
     return st.session_state[TASKS]
 
 
-def listed() -> dict[str, jobs.TrackedTask]:
-    """A copy of the jobs list, safe to iterate while another run adds to the live one."""
+def listed() -> dict[str, tasks.TrackedTask]:
+    """A copy of the task list, safe to iterate while another run adds to the live one."""
     return dict(tracked())  # one C-level copy: no other thread runs in the middle of it
 
 
-def track(*items: jobs.TrackedTask) -> int:
+def track(*items: tasks.TrackedTask) -> int:
     """Add tasks to the list (an existing entry with the same id is kept). Returns how many were new.
 
     One session-state read, then plain dict writes: a run stopped at a yield point adds all or none.
     """
-    tasks = tracked()
+    live = tracked()
     added = 0
     for item in items:
-        if item.task_id not in tasks:
-            tasks[item.task_id] = item
+        if item.task_id not in live:
+            live[item.task_id] = item
             added += 1
     return added
 
@@ -607,25 +621,25 @@ def untrack(task_id: str) -> None:
     tracked().pop(task_id, None)
 
 
-def replace_tracked(new: dict[str, jobs.TrackedTask]) -> None:
+def replace_tracked(new: dict[str, tasks.TrackedTask]) -> None:
     """Store refreshed entries into the live list, in place.
 
     Only ids still listed are replaced: a task another run added while this refresh was out
     (a create finishing in a stopped run) stays, and one the user removed is not brought back.
     """
-    tasks = tracked()
+    live = tracked()
     for task_id, item in new.items():
-        if task_id in tasks:
-            tasks[task_id] = item
+        if task_id in live:
+            live[task_id] = item
 
 
 def restore_from_url() -> int:
     """Once per session: add the task ids in ``?tasks=`` to the list. Returns how many were added."""
     if st.session_state.get(TASKS_RESTORED):
         return 0
-    ids = jobs.decode_task_ids(st.query_params.get_all(QUERY_TASKS))
-    now = datetime.now(timezone.utc)
-    added = track(*(jobs.TrackedTask(task_id=task_id, added_at=now, source="link") for task_id in ids))
+    ids = tasks.decode_task_ids(st.query_params.get_all(QUERY_TASKS))
+    now = datetime.now(UTC)
+    added = track(*(tasks.TrackedTask(task_id=task_id, added_at=now, source="link") for task_id in ids))
     # Marked done only now: a run stopped before this point restores again, never loses the list
     # (the address would otherwise be rewritten from an empty list).
     st.session_state[TASKS_RESTORED] = True
@@ -634,7 +648,7 @@ def restore_from_url() -> int:
 
 def mirror_to_url() -> None:
     """Keep ``?tasks=`` equal to the list, so a reload or a bookmark brings it back."""
-    value = jobs.encode_task_ids(listed())
+    value = tasks.encode_task_ids(listed())
     if value:
         # Sent on every full run, even when the server's copy already matches: with fast reruns
         # an interrupted run's address update can be lost in the browser while the server's copy

@@ -30,7 +30,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -45,8 +45,8 @@ __all__ = [
     "LanguageHint",
     "SubmitInputs",
     "SubmitRequest",
-    "UploadJob",
-    "UploadJobs",
+    "Upload",
+    "Uploads",
     "callback_problem",
     "decide_click",
     "input_problems",
@@ -99,7 +99,7 @@ class SubmitRequest:
     """Why the create call failed (``failed``/``unknown``)."""
     preflight: Any = None
     """The pre-flight report that blocked or preceded the create call."""
-    recorded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When the click was recorded (UTC)."""
     announced: bool = False
     """True once the page has said that the task was created (the toast shows once)."""
@@ -309,7 +309,7 @@ def callback_problem(url: str) -> str | None:
 # --- uploads that outlive the run that started them ------------------------------------------------
 
 
-class UploadJob:
+class Upload:
     """One file upload running in a background thread, with its progress and result."""
 
     def __init__(self, total: int) -> None:
@@ -354,7 +354,7 @@ class UploadJob:
             self._done.set()
 
 
-class UploadJobs:
+class Uploads:
     """Uploads keyed per browser session and file content, run in background threads.
 
     A file upload reports progress, and each progress update on the page is a yield point where a
@@ -367,34 +367,34 @@ class UploadJobs:
     def __init__(self, *, keep: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._keep = keep
         self._clock = clock
-        self._jobs: dict[Hashable, tuple[float, UploadJob]] = {}
+        self._uploads: dict[Hashable, tuple[float, Upload]] = {}
         self._lock = threading.Lock()
 
-    def start(self, key: Hashable, total: int, send: Callable[[Callable[[int, int], None]], Any]) -> UploadJob:
+    def start(self, key: Hashable, total: int, send: Callable[[Callable[[int, int], None]], Any]) -> Upload:
         """The upload for ``key``: the one already running or finished, else a new one started now."""
         now = self._clock()
         with self._lock:
-            for old in [k for k, (at, job) in self._jobs.items() if job.done and now - at > self._keep]:
-                del self._jobs[old]
-            found = self._jobs.get(key)
+            for old in [k for k, (at, upload) in self._uploads.items() if upload.done and now - at > self._keep]:
+                del self._uploads[old]
+            found = self._uploads.get(key)
             if found is not None:
                 return found[1]
-            job = UploadJob(total)
-            self._jobs[key] = (now, job)
-        threading.Thread(target=job.run, args=(send,), name="luma-upload", daemon=True).start()
-        return job
+            upload = Upload(total)
+            self._uploads[key] = (now, upload)
+        threading.Thread(target=upload.run, args=(send,), name="luma-upload", daemon=True).start()
+        return upload
 
-    def forget_failed(self, key: Hashable, job: UploadJob) -> None:
+    def forget_failed(self, key: Hashable, upload: Upload) -> None:
         """Drop a failed upload once a run has reported it (the next run may try again)."""
         with self._lock:
-            found = self._jobs.get(key)
-            if found is not None and found[1] is job and job.error is not None:
-                del self._jobs[key]
+            found = self._uploads.get(key)
+            if found is not None and found[1] is upload and upload.error is not None:
+                del self._uploads[key]
 
     def clear(self) -> None:
         """Forget every upload (tests)."""
         with self._lock:
-            self._jobs.clear()
+            self._uploads.clear()
 
 
 # --- prompt language -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The jobs list without Streamlit: tracked tasks, the refresh schedule, the table and exports.
+"""The task list without Streamlit: tracked tasks, the refresh schedule, the table and exports.
 
 Everything here is pure (no ``st.*``, no network) so it is unit-tested directly. The jobs page
 keeps a ``dict[str, TrackedTask]`` in session state and only ever replaces entries: a failed
@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -401,7 +401,7 @@ EXPORT_FIELDS = (
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat() if value is not None else None
+    return value.astimezone(UTC).isoformat() if value is not None else None
 
 
 def export_rows(items: Iterable[TrackedTask]) -> list[dict[str, Any]]:

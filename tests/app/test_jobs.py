@@ -10,7 +10,7 @@ import time
 import httpx
 
 from luma.models import TaskStatus
-from pages._support import jobs, runtime
+from pages._support import runtime, tasks
 
 from .conftest import alerts, envelope, make_app, page_text
 
@@ -100,7 +100,7 @@ def test_one_failing_task_is_marked_and_the_others_refresh():
     wait_until_final(at)  # the unknown id stops polling (404 cannot fix itself); the real one ends
     frame = at.dataframe[0].value.set_index("task_id")
     assert frame.loc[task_id, "status"] == "Succeeded"
-    assert frame.loc[UNKNOWN_ID, "status"] == jobs.NOT_READ_LABEL
+    assert frame.loc[UNKNOWN_ID, "status"] == tasks.NOT_READ_LABEL
     assert "does not know this task" in frame.loc[UNKNOWN_ID, "error"]
     assert any("could not be refreshed" in a for a in alerts(at))
     assert any("paused" in c.value for c in at.caption)
@@ -189,9 +189,9 @@ def test_exports_are_built_on_click_only_and_hold_the_list_never_the_key(seam, l
     key = "sk-live-EXPORT-secret-987654"
     seam(backend=live_backend.transport())
     built: list[str] = []
-    real_csv, real_json = jobs.export_csv, jobs.export_json
-    monkeypatch.setattr(jobs, "export_csv", lambda items: built.append("csv") or real_csv(items))
-    monkeypatch.setattr(jobs, "export_json", lambda items: built.append("json") or real_json(items))
+    real_csv, real_json = tasks.export_csv, tasks.export_json
+    monkeypatch.setattr(tasks, "export_csv", lambda items: built.append("csv") or real_csv(items))
+    monkeypatch.setattr(tasks, "export_json", lambda items: built.append("json") or real_json(items))
     at = make_app({**FAST_REFRESH, "luma": {"api_key": key}}).run()
     at.segmented_control(key="submit_source").set_value("url").run()
     sample = live_backend.samples()[0].url
@@ -207,11 +207,11 @@ def test_exports_are_built_on_click_only_and_hold_the_list_never_the_key(seam, l
         assert button is not None and button.proto.HasField("deferred_file_id"), "built when clicked"
     assert built == [], "no export is built on a rerun"
     items = list(at.session_state[runtime.TASKS].values())
-    rows = list(csv.DictReader(io.StringIO(jobs.export_csv(items).decode())))
+    rows = list(csv.DictReader(io.StringIO(tasks.export_csv(items).decode())))
     assert rows[0]["task_id"] == task_id and rows[0]["prompt"] == "make it golden hour"
-    data = json.loads(jobs.export_json(items))
+    data = json.loads(tasks.export_json(items))
     assert data["tasks"][0]["video_url"] == sample
-    for blob in (jobs.export_csv(items), jobs.export_json(items)):
+    for blob in (tasks.export_csv(items), tasks.export_json(items)):
         assert key.encode() not in blob
     assert key not in page_text(at) and key not in str(at.query_params)
 

@@ -6,10 +6,8 @@ seam, and every address the guard must refuse is an IP literal, refused before a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import httpx
 import pytest
 import streamlit as st
 
@@ -17,7 +15,7 @@ from luma.emulator import media
 from pages._support import runtime
 from pages._support.submission import MAX_PROMPT_CHARS
 
-from .conftest import alerts, creates, make_app, page_text, shown
+from .conftest import alerts, creates, make_app, shown
 
 DEPLOYMENT_KEY = "sk-deployment-KEY-0123456789"
 

@@ -168,17 +168,17 @@ def test_an_upload_outlives_a_run_stopped_while_showing_its_progress(stopper: St
         return traffic.inner.handle_request(request)
 
     traffic.routes[("POST", "/api/file-stream-upload")] = slow_upload
-    upload_job = runtime.upload_job
+    start_upload = runtime.start_upload
     calls: list[int] = []
 
     def stop_at_the_first_progress_update(*args: Any) -> Any:
-        found = upload_job(*args)
+        found = start_upload(*args)
         calls.append(1)
         if len(calls) == 1:
             stopper.arm(2)  # 1: the bar appears; 2: its first update, while the upload is still out
         return found
 
-    monkeypatch.setattr(runtime, "upload_job", stop_at_the_first_progress_update)
+    monkeypatch.setattr(runtime, "start_upload", stop_at_the_first_progress_update)
     at = make_app().run()
     at.segmented_control(key="submit_source").set_value("upload").run()
     at.file_uploader(key="submit_file").upload("clip.mp4", path.read_bytes(), "video/mp4").run()

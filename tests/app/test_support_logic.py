@@ -7,7 +7,7 @@ import io
 import json
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -25,19 +25,19 @@ from luma.errors import (
     ValidationError,
 )
 from luma.models import Task, TaskBatch, TaskRequest, TaskStatus
-from pages._support import jobs
+from pages._support import tasks
 from pages._support.feedback import describe_error
 from pages._support.submission import (
     CreateLedger,
     CreateOutcome,
     SubmitInputs,
     SubmitRequest,
-    UploadJobs,
+    Uploads,
     decide_click,
     language_hint,
 )
 
-T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 ID_A = "a" * 32
 ID_B = "b" * 32
 ID_C = "c" * 32
@@ -48,48 +48,48 @@ def tracked(task_id=ID_A, *, status=None, age=0.0, now=T0, **kw):
     task = None
     if status is not None:
         task = Task(task_id=task_id, status=status, created_at=added)
-    return jobs.TrackedTask(task_id=task_id, added_at=added, task=task, **kw)
+    return tasks.TrackedTask(task_id=task_id, added_at=added, task=task, **kw)
 
 
 # --- schedule ------------------------------------------------------------------------------------
 
 
 def test_poll_interval_starts_fast_and_reaches_the_recommended_30s():
-    assert jobs.poll_interval(0) == 2.0
-    assert jobs.poll_interval(5) == 2.0
-    assert jobs.poll_interval(40) == 10.0
-    assert jobs.poll_interval(119) == 20.0
-    assert jobs.poll_interval(600) == 30.0
-    values = [jobs.poll_interval(age) for age in range(0, 400, 3)]
+    assert tasks.poll_interval(0) == 2.0
+    assert tasks.poll_interval(5) == 2.0
+    assert tasks.poll_interval(40) == 10.0
+    assert tasks.poll_interval(119) == 20.0
+    assert tasks.poll_interval(600) == 30.0
+    values = [tasks.poll_interval(age) for age in range(0, 400, 3)]
     assert values == sorted(values), "the interval never shrinks as a task ages"
 
 
 def test_poll_interval_respects_configured_bounds():
-    assert jobs.poll_interval(0, lo=5, hi=60) == 5
-    assert jobs.poll_interval(10_000, lo=5, hi=60) == 60
-    assert jobs.poll_interval(10_000, lo=1, hi=8) == 8
+    assert tasks.poll_interval(0, lo=5, hi=60) == 5
+    assert tasks.poll_interval(10_000, lo=5, hi=60) == 60
+    assert tasks.poll_interval(10_000, lo=1, hi=8) == 8
     # hi below lo is treated as lo
-    assert jobs.poll_interval(10_000, lo=10, hi=3) == 10
+    assert tasks.poll_interval(10_000, lo=10, hi=3) == 10
 
 
 def test_refresh_interval_is_the_fastest_unfinished_task_and_none_when_all_final():
     items = [tracked(ID_A, status=TaskStatus.GENERATING, age=200), tracked(ID_B, status=TaskStatus.GENERATING, age=1)]
-    assert jobs.refresh_interval(items, T0) == 2.0
+    assert tasks.refresh_interval(items, T0) == 2.0
     items = [tracked(ID_A, status=TaskStatus.SUCCESS, age=1), tracked(ID_B, status=TaskStatus.GENERATE_FAILED)]
-    assert jobs.refresh_interval(items, T0) is None
-    assert jobs.refresh_interval([], T0) is None
+    assert tasks.refresh_interval(items, T0) is None
+    assert tasks.refresh_interval([], T0) is None
     # A task never read yet needs reading.
-    assert jobs.refresh_interval([tracked(ID_A, age=500)], T0) == 30.0
+    assert tasks.refresh_interval([tracked(ID_A, age=500)], T0) == 30.0
 
 
 def test_failed_reads_back_off_and_unfixable_ones_stop_polling():
     base = tracked(ID_A, status=TaskStatus.GENERATING, age=0)
-    assert jobs.task_interval(base, T0) == 2.0
-    flaky = jobs.TrackedTask(**{**base.__dict__, "failures": 2, "refresh_error": ServerError()})
-    assert jobs.task_interval(flaky, T0) == 5.0  # 2 * 2**2 = 8, snapped down to a step
-    gone = jobs.TrackedTask(**{**base.__dict__, "failures": 1, "refresh_error": NotFoundError()})
+    assert tasks.task_interval(base, T0) == 2.0
+    flaky = tasks.TrackedTask(**{**base.__dict__, "failures": 2, "refresh_error": ServerError()})
+    assert tasks.task_interval(flaky, T0) == 5.0  # 2 * 2**2 = 8, snapped down to a step
+    gone = tasks.TrackedTask(**{**base.__dict__, "failures": 1, "refresh_error": NotFoundError()})
     assert not gone.needs_polling
-    assert jobs.refresh_interval([gone], T0) is None
+    assert tasks.refresh_interval([gone], T0) is None
 
 
 def test_due_task_ids_respects_each_tasks_interval():
@@ -97,11 +97,11 @@ def test_due_task_ids_respects_each_tasks_interval():
     old = tracked(ID_B, status=TaskStatus.GENERATING, age=600, attempted_at=T0 - timedelta(seconds=10))
     never = tracked(ID_C, age=1)
     done = tracked("d" * 32, status=TaskStatus.SUCCESS, age=5)
-    assert jobs.due_task_ids([fresh, old, never, done], T0) == [ID_C]
+    assert tasks.due_task_ids([fresh, old, never, done], T0) == [ID_C]
     later = T0 + timedelta(seconds=2)
-    assert jobs.due_task_ids([fresh, old, done], later) == [ID_A]
+    assert tasks.due_task_ids([fresh, old, done], later) == [ID_A]
     much_later = T0 + timedelta(seconds=25)
-    assert set(jobs.due_task_ids([fresh, old, done], much_later)) == {ID_A, ID_B}
+    assert set(tasks.due_task_ids([fresh, old, done], much_later)) == {ID_A, ID_B}
 
 
 def test_a_task_is_due_when_the_timer_set_at_its_last_read_fires():
@@ -110,10 +110,10 @@ def test_a_task_is_due_when_the_timer_set_at_its_last_read_fires():
     doubles the gap before the user learns the task finished)."""
     read_at = T0 - timedelta(seconds=2)
     item = tracked(ID_A, status=TaskStatus.GENERATING, age=13.5, attempted_at=read_at)
-    pace_then = jobs.task_interval(item, read_at)
-    assert pace_then < jobs.task_interval(item, T0)  # the schedule stepped up meanwhile
+    pace_then = tasks.task_interval(item, read_at)
+    assert pace_then < tasks.task_interval(item, T0)  # the schedule stepped up meanwhile
     assert (T0 - read_at).total_seconds() >= pace_then
-    assert jobs.due_task_ids([item], T0) == [ID_A]
+    assert tasks.due_task_ids([item], T0) == [ID_A]
 
 
 # --- applying reads --------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_apply_batch_updates_marks_and_never_drops():
     items = {i: tracked(i, status=TaskStatus.GENERATING, age=3) for i in (ID_A, ID_B, ID_C)}
     done = Task(task_id=ID_A, status=TaskStatus.SUCCESS, result_urls=("https://x/r.mp4",))
     batch = TaskBatch(tasks={ID_A: done}, errors={ID_B: ServerError()})
-    out = jobs.apply_batch(items, batch, T0)
+    out = tasks.apply_batch(items, batch, T0)
     assert list(out) == [ID_A, ID_B, ID_C]
     assert out[ID_A].status is TaskStatus.SUCCESS and out[ID_A].refresh_error is None
     assert out[ID_B].status is TaskStatus.GENERATING, "a failed read keeps the last known status"
@@ -132,12 +132,12 @@ def test_apply_batch_updates_marks_and_never_drops():
 
 
 def test_outage_only_when_every_read_failed_transiently():
-    assert jobs.is_outage(TaskBatch(errors={ID_A: ConnectError("x"), ID_B: MaintenanceError()}))
-    assert jobs.is_outage(TaskBatch(errors={ID_A: RateLimitError(), ID_B: RequestTimeout("t")}))
-    assert not jobs.is_outage(TaskBatch(errors={ID_A: NotFoundError()}))
+    assert tasks.is_outage(TaskBatch(errors={ID_A: ConnectError("x"), ID_B: MaintenanceError()}))
+    assert tasks.is_outage(TaskBatch(errors={ID_A: RateLimitError(), ID_B: RequestTimeout("t")}))
+    assert not tasks.is_outage(TaskBatch(errors={ID_A: NotFoundError()}))
     ok = Task(task_id=ID_B, status=TaskStatus.GENERATING)
-    assert not jobs.is_outage(TaskBatch(tasks={ID_B: ok}, errors={ID_A: ServerError()}))
-    assert not jobs.is_outage(TaskBatch())
+    assert not tasks.is_outage(TaskBatch(tasks={ID_B: ok}, errors={ID_A: ServerError()}))
+    assert not tasks.is_outage(TaskBatch())
 
 
 # --- table ---------------------------------------------------------------------------------------
@@ -154,14 +154,14 @@ def test_tasks_frame_has_readable_columns():
     )
     failed = Task(task_id=ID_B, status=TaskStatus.GENERATE_FAILED, error_code=501, error_message="boom")
     items = [
-        jobs.TrackedTask(ID_A, added_at=T0 - timedelta(seconds=31), request=request, task=ok),
-        jobs.TrackedTask(ID_B, added_at=T0 - timedelta(seconds=5), task=failed),
-        jobs.TrackedTask(ID_C, added_at=T0 - timedelta(seconds=5), refresh_error=RateLimitError()),
+        tasks.TrackedTask(ID_A, added_at=T0 - timedelta(seconds=31), request=request, task=ok),
+        tasks.TrackedTask(ID_B, added_at=T0 - timedelta(seconds=5), task=failed),
+        tasks.TrackedTask(ID_C, added_at=T0 - timedelta(seconds=5), refresh_error=RateLimitError()),
         tracked("d" * 32, status=TaskStatus.GENERATING, age=5.4),
     ]
-    frame = jobs.tasks_frame(items, T0)
-    assert list(frame.columns) == list(jobs.FRAME_COLUMNS)
-    assert list(frame["status"]) == ["Succeeded", "Generation failed", jobs.NOT_READ_LABEL, "Generating"]
+    frame = tasks.tasks_frame(items, T0)
+    assert list(frame.columns) == list(tasks.FRAME_COLUMNS)
+    assert list(frame["status"]) == ["Succeeded", "Generation failed", tasks.NOT_READ_LABEL, "Generating"]
     assert frame.loc[0, "prompt"] == "make it night"
     assert frame.loc[0, "duration"].total_seconds() == pytest.approx(20.0)
     assert frame.loc[0, "result"] == "https://h/out.mp4"
@@ -178,20 +178,20 @@ def test_tasks_frame_without_links_shows_file_names():
     """Demo file URLs are dead links in the browser: the table shows their names instead."""
     request = TaskRequest(prompt="p", video_url="http://luma-emulator.local/files/samples/rolling-hills.mp4")
     ok = Task(task_id=ID_A, status=TaskStatus.SUCCESS, result_urls=("http://luma-emulator.local/files/results/x.mp4?t=1",))
-    frame = jobs.tasks_frame([jobs.TrackedTask(ID_A, added_at=T0, request=request, task=ok)], T0, links=False)
+    frame = tasks.tasks_frame([tasks.TrackedTask(ID_A, added_at=T0, request=request, task=ok)], T0, links=False)
     assert frame.loc[0, "source"] == "rolling-hills.mp4"
     assert frame.loc[0, "result"] == "x.mp4"
     assert not frame.astype(str).apply(lambda col: col.str.contains("luma-emulator.local")).any().any()
 
 
 def test_tasks_frame_empty_keeps_columns():
-    frame = jobs.tasks_frame([], T0)
-    assert list(frame.columns) == list(jobs.FRAME_COLUMNS) and frame.empty
+    frame = tasks.tasks_frame([], T0)
+    assert list(frame.columns) == list(tasks.FRAME_COLUMNS) and frame.empty
 
 
 def test_status_counts():
     items = [tracked(ID_A, status=TaskStatus.SUCCESS), tracked(ID_B, status=TaskStatus.SUCCESS), tracked(ID_C)]
-    assert jobs.status_counts(items) == {"Succeeded": 2, jobs.NOT_READ_LABEL: 1}
+    assert tasks.status_counts(items) == {"Succeeded": 2, tasks.NOT_READ_LABEL: 1}
 
 
 # --- ids and query params ------------------------------------------------------------------------
@@ -199,17 +199,17 @@ def test_status_counts():
 
 def test_parse_task_ids_sorts_valid_invalid_duplicates():
     text = f"{ID_A}\n  {ID_B.upper()} \nnot-an-id\n{ID_A}\n\n{'f' * 31}\n{ID_C}"
-    parsed = jobs.parse_task_ids(text, existing=[ID_C])
+    parsed = tasks.parse_task_ids(text, existing=[ID_C])
     assert parsed.valid == (ID_A, ID_B)
     assert parsed.invalid == ("not-an-id", "f" * 31)
     assert parsed.duplicates == (ID_A, ID_C)
 
 
 def test_query_param_round_trip_ignores_garbage():
-    assert jobs.decode_task_ids(jobs.encode_task_ids([ID_A, ID_B])) == [ID_A, ID_B]
-    assert jobs.decode_task_ids(f"{ID_A},<script>,{ID_A}") == [ID_A]
-    assert jobs.decode_task_ids(None) == []
-    assert jobs.decode_task_ids([ID_A, ID_B]) == [ID_A, ID_B]
+    assert tasks.decode_task_ids(tasks.encode_task_ids([ID_A, ID_B])) == [ID_A, ID_B]
+    assert tasks.decode_task_ids(f"{ID_A},<script>,{ID_A}") == [ID_A]
+    assert tasks.decode_task_ids(None) == []
+    assert tasks.decode_task_ids([ID_A, ID_B]) == [ID_A, ID_B]
 
 
 # --- exports -------------------------------------------------------------------------------------
@@ -219,22 +219,22 @@ def _export_items():
     request = TaskRequest(prompt='say "hi", twice', video_url="https://h/in.mp4", watermark="wm")
     ok = Task(task_id=ID_A, status=TaskStatus.SUCCESS, created_at=T0, result_urls=("https://h/out.mp4",))
     return [
-        jobs.TrackedTask(ID_A, added_at=T0, request=request, task=ok, source="upload", source_name="clip.mp4"),
-        jobs.TrackedTask(ID_B, added_at=T0, source="imported"),
+        tasks.TrackedTask(ID_A, added_at=T0, request=request, task=ok, source="upload", source_name="clip.mp4"),
+        tasks.TrackedTask(ID_B, added_at=T0, source="imported"),
     ]
 
 
 def test_export_csv_round_trips():
-    rows = list(csv.DictReader(io.StringIO(jobs.export_csv(_export_items()).decode("utf-8"))))
+    rows = list(csv.DictReader(io.StringIO(tasks.export_csv(_export_items()).decode("utf-8"))))
     assert [r["task_id"] for r in rows] == [ID_A, ID_B]
     assert rows[0]["prompt"] == 'say "hi", twice'
     assert rows[0]["status"] == "Succeeded" and rows[0]["result_url"] == "https://h/out.mp4"
-    assert rows[1]["status"] == jobs.NOT_READ_LABEL and rows[1]["prompt"] == ""
-    assert set(rows[0]) == set(jobs.EXPORT_FIELDS)
+    assert rows[1]["status"] == tasks.NOT_READ_LABEL and rows[1]["prompt"] == ""
+    assert set(rows[0]) == set(tasks.EXPORT_FIELDS)
 
 
 def test_export_json_round_trips():
-    data = json.loads(jobs.export_json(_export_items()))
+    data = json.loads(tasks.export_json(_export_items()))
     assert [t["task_id"] for t in data["tasks"]] == [ID_A, ID_B]
     assert data["tasks"][0]["watermark"] == "wm"
     assert data["tasks"][0]["submitted_at"] == "2026-01-01T12:00:00+00:00"
@@ -417,49 +417,49 @@ def _upload(release, *, error=None, calls=None):
 
 
 def test_an_upload_is_sent_once_per_key_and_followed_to_its_end():
-    jobs_, release, calls = UploadJobs(), threading.Event(), []
-    job = jobs_.start(("s", "digest"), 100, _upload(release, calls=calls))
-    assert jobs_.start(("s", "digest"), 100, _upload(release, calls=calls)) is job
+    uploads, release, calls = Uploads(), threading.Event(), []
+    upload = uploads.start(("s", "digest"), 100, _upload(release, calls=calls))
+    assert uploads.start(("s", "digest"), 100, _upload(release, calls=calls)) is upload
     deadline = time.monotonic() + 5
-    while job.fraction < 0.5 and time.monotonic() < deadline:
+    while upload.fraction < 0.5 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert job.fraction == 0.5 and not job.done
+    assert upload.fraction == 0.5 and not upload.done
     release.set()
-    assert job.wait(5) and job.result == "uploaded" and job.fraction == 1.0
+    assert upload.wait(5) and upload.result == "uploaded" and upload.fraction == 1.0
     assert calls == [1]
-    assert jobs_.start(("s", "digest"), 100, _upload(release, calls=calls)) is job, "finished: kept"
-    assert jobs_.start(("other session", "digest"), 100, _upload(release, calls=calls)).wait(5)
+    assert uploads.start(("s", "digest"), 100, _upload(release, calls=calls)) is upload, "finished: kept"
+    assert uploads.start(("other session", "digest"), 100, _upload(release, calls=calls)).wait(5)
     assert calls == [1, 1]
 
 
 def test_a_failed_upload_is_reported_once_then_may_be_tried_again():
-    jobs_, release = UploadJobs(), threading.Event()
+    uploads, release = Uploads(), threading.Event()
     release.set()
-    job = jobs_.start("k", 100, _upload(release, error=ConnectError("down")))
-    assert job.wait(5) and isinstance(job.error, ConnectError) and job.result is None
-    assert jobs_.start("k", 100, _upload(release)) is job, "still there for the run that reports it"
-    jobs_.forget_failed("k", job)
-    retry = jobs_.start("k", 100, _upload(release))
-    assert retry is not job and retry.wait(5) and retry.result == "uploaded"
-    jobs_.forget_failed("k", retry)
-    assert jobs_.start("k", 100, _upload(release)) is retry, "a success is never forgotten that way"
+    upload = uploads.start("k", 100, _upload(release, error=ConnectError("down")))
+    assert upload.wait(5) and isinstance(upload.error, ConnectError) and upload.result is None
+    assert uploads.start("k", 100, _upload(release)) is upload, "still there for the run that reports it"
+    uploads.forget_failed("k", upload)
+    retry = uploads.start("k", 100, _upload(release))
+    assert retry is not upload and retry.wait(5) and retry.result == "uploaded"
+    uploads.forget_failed("k", retry)
+    assert uploads.start("k", 100, _upload(release)) is retry, "a success is never forgotten that way"
 
 
 def test_an_unexpected_upload_failure_becomes_a_plain_error():
-    jobs_, release = UploadJobs(), threading.Event()
+    uploads, release = Uploads(), threading.Event()
     release.set()
-    job = jobs_.start("k", 100, _upload(release, error=KeyError("bug")))
-    assert job.wait(5) and isinstance(job.error, LumaError) and "KeyError" in str(job.error)
+    upload = uploads.start("k", 100, _upload(release, error=KeyError("bug")))
+    assert upload.wait(5) and isinstance(upload.error, LumaError) and "KeyError" in str(upload.error)
 
 
 def test_finished_uploads_are_forgotten_after_a_while():
     now, release = [0.0], threading.Event()
     release.set()
-    jobs_ = UploadJobs(keep=60.0, clock=lambda: now[0])
-    job = jobs_.start("k", 100, _upload(release))
-    assert job.wait(5)
+    uploads = Uploads(keep=60.0, clock=lambda: now[0])
+    upload = uploads.start("k", 100, _upload(release))
+    assert upload.wait(5)
     now[0] = 61.0
-    assert jobs_.start("k", 100, _upload(release)) is not job
+    assert uploads.start("k", 100, _upload(release)) is not upload
 
 
 @pytest.mark.parametrize(

@@ -197,7 +197,7 @@ def test_sample_clip_is_followed_to_a_playable_result(page: Any, dashboard: Dash
 
     settle(page)
     page.wait_for_function(VIDEOS_PLAYABLE_JS)
-    full_page_screenshot(page, screenshots / "jobs.png")
+    full_page_screenshot(page, screenshots / "tasks.png")
     expect(details.locator("video")).to_have_count(2)
 
 
