@@ -1,8 +1,9 @@
 """A typed client for kie.ai's "Luma modify video" API, with an offline emulator of it.
 
 ``LumaClient`` (sync) and ``AsyncLumaClient`` (async) cover every documented endpoint; records
-and errors are re-exported here so callers need one import. ``luma.emulator`` and
-``luma.preflight`` are imported on their own (they pull in PyAV).
+and errors are re-exported here so callers need one import. ``luma.preflight`` (the video
+checks; pure Python over httpx) and ``luma.emulator`` (the offline provider; its media module
+loads PyAV on first use) are imported on their own.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import ClassVar, TypeVar
 
@@ -80,7 +80,7 @@ def parse_retry_after(value: str | None, *, now: float, cap: float = RETRY_AFTER
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - now
     if math.isnan(seconds):
         return None
@@ -146,7 +146,7 @@ class RetryPolicy:
         Uniform in ``[0, min(max_delay, base_delay * 2**retry_index))``: spreading the whole
         interval, not just a fringe, is what keeps many clients from retrying in step.
         """
-        ceiling = min(self.max_delay, self.base_delay * 2 ** min(retry_index, _MAX_EXPONENT))
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** min(retry_index, _MAX_EXPONENT))
         return self.random() * ceiling
 
     def delay_for(self, error: LumaError, retry_index: int) -> float:

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from ._constants import SIGNATURE_WINDOW_SECONDS
 from .errors import ConfigurationError, SignatureError
@@ -34,8 +34,8 @@ __all__ = [
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 SIGNATURE_HEADER = "X-Webhook-Signature"
 
-HeaderValue = Union[str, bytes]
-Headers = Union[Mapping[str, HeaderValue], Iterable[tuple[str, HeaderValue]]]
+HeaderValue = str | bytes
+Headers = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]]
 
 
 def _key_bytes(key: str | bytes) -> bytes:

@@ -34,7 +34,7 @@ import json
 import mimetypes
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Generic, Literal, TypeVar
@@ -400,7 +400,7 @@ class _Multipart:
             f'{dash}Content-Disposition: form-data; name="fileName"\r\n\r\n{file_name}\r\n'
             f'{dash}Content-Disposition: form-data; name="file"; '
             f'filename="{_form_quote(file_name)}"\r\nContent-Type: {mime_type}\r\n\r\n'
-        ).encode("utf-8")
+        ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode("ascii")
         return cls(head, tail, f"multipart/form-data; boundary={boundary}")
 
@@ -520,7 +520,7 @@ class _BearerAuth(httpx.Auth):
         self._value = f"Bearer {api_key}"
         self._origins = frozenset(_origin(url) for url in origins)
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if _origin(request.url) in self._origins:
             request.headers["Authorization"] = self._value
         yield request
@@ -907,7 +907,7 @@ class LumaClient(_Core):
             with ThreadPoolExecutor(
                 max_workers=min(workers, len(ids)), thread_name_prefix="luma-get-tasks"
             ) as pool:
-                results = dict(zip(ids, pool.map(one, ids)))
+                results = dict(zip(ids, pool.map(one, ids), strict=True))
         return _batch(ids, results, errors)
 
     def get_credits(self) -> int:
@@ -1067,7 +1067,7 @@ class AsyncLumaClient(_Core):
         # return_exceptions: an unexpected bug in one read must not orphan the others mid-flight.
         outcomes = await asyncio.gather(*(one(tid) for tid in ids), return_exceptions=True)
         results: dict[str, Task | LumaError] = {}
-        for tid, outcome in zip(ids, outcomes):
+        for tid, outcome in zip(ids, outcomes, strict=True):
             if isinstance(outcome, BaseException) and not isinstance(outcome, LumaError):
                 raise outcome
             results[tid] = outcome

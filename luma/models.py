@@ -11,7 +11,7 @@ import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._constants import UPLOAD_LIFETIME_SECONDS
@@ -208,7 +208,7 @@ def _urls(value: Any) -> tuple[str, ...]:
 
 def _from_epoch(seconds: float, value: Any) -> datetime:
     try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
         # NaN, Infinity (json accepts both) and far-off years end up here.
         raise MalformedResponseError(f"The provider's answer had an unreadable time: {value!r}.") from None
@@ -247,7 +247,7 @@ def _time_text(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise MalformedResponseError(f"The provider's answer had an unreadable time: {value!r}.") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _error_code(value: Any) -> int | str | None:

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .core import DEFAULT_PUBLIC_BASE, Emulator, EmulatorConfig
+from .config import DEFAULT_PUBLIC_BASE, EmulatorConfig
+from .core import Emulator
 from .server import EmulatorServer
 
 KEY_ENV = "LUMA_EMULATOR_API_KEY"

@@ -95,7 +95,7 @@ class CallbackSender:
         retries: int = CALLBACK_RETRIES,
         backoff: float = CALLBACK_BACKOFF,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,  # what it returns is ignored (Event.wait fits)
         cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         # An explicit transport also keeps httpx from routing through environment proxies:

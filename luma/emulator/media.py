@@ -20,6 +20,7 @@ Public surface:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -139,31 +140,21 @@ def probe(path: str | Path) -> VideoInfo:
 _TEXT_DEMUXERS = frozenset({"tty"})
 
 
-class _open_input:
-    """Context manager opening ``path`` with PyAV, turning every failure into MediaError."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._container: av.container.InputContainer | None = None
-
-    def __enter__(self) -> av.container.InputContainer:
-        path = self._path
-        if not path.is_file():
-            raise MediaError(f"There is no video file at '{path}'.")
-        try:
-            self._container = av.open(str(path), mode="r")
-        except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-            raise MediaError(
-                f"'{path.name}' is not a video file this emulator can read ({_reason(exc)})."
-            ) from None
-        if self._container.format.name in _TEXT_DEMUXERS:
-            self._container.close()
+@contextlib.contextmanager
+def _open_input(path: Path) -> Iterator[av.container.InputContainer]:
+    """Open ``path`` for reading with PyAV, turning every failure to open it into MediaError."""
+    if not path.is_file():
+        raise MediaError(f"There is no video file at '{path}'.")
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise MediaError(f"'{path.name}' is not a video file this emulator can read ({_reason(exc)}).") from None
+    try:
+        if container.format.name in _TEXT_DEMUXERS:
             raise MediaError(f"'{path.name}' is a text file, not a video.")
-        return self._container
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._container is not None:
-            self._container.close()
+        yield container
+    finally:
+        container.close()
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
@@ -285,7 +276,13 @@ def _chain(*steps: np.ndarray) -> _Mat3:
     total = _IDENTITY
     for step in steps:
         total = step @ total
-    return tuple(tuple(float(v) for v in row) for row in total)  # type: ignore[return-value]
+    first, second, third = (_vec3(row) for row in total)  # a 3x3 product has three rows of three
+    return first, second, third
+
+
+def _vec3(row: np.ndarray) -> _Vec3:
+    x, y, z = (float(v) for v in row)
+    return x, y, z
 
 
 _KEYWORD_LOOKS: tuple[_Look, ...] = (
@@ -441,8 +438,8 @@ class _Grader:
             left, right, strength = look.side_glow
             edge = (0.35 + 0.65 * np.abs(2 * u - 1) ** 1.5) * strength
             mix = u[..., None]
-            colour = (1 - mix) * np.array(left, dtype=_F32) + mix * np.array(right, dtype=_F32)
-            add += edge[..., None] * colour
+            tint = (1 - mix) * np.array(left, dtype=_F32) + mix * np.array(right, dtype=_F32)
+            add += edge[..., None] * tint
         self._add = add
 
         self._tone = _tone_table(look)
@@ -992,7 +989,9 @@ def _scene_city_lights(width: int, height: int) -> _Scene:
     period = 2 * width  # the skyline repeats every two frame widths
     palette = np.array([(255, 214, 120), (255, 236, 180), (190, 220, 255), (255, 190, 110)], dtype=_F32)
 
-    def skyline(top_range: tuple[float, float], widths: tuple[float, float], body: _Vec3, lit_share: float, seed: int):
+    def skyline(
+        top_range: tuple[float, float], widths: tuple[float, float], body: _Vec3, lit_share: float, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """A repeating strip of buildings, drawn once: pixels, which pixels are solid, and windows.
 
         The strip is (height, period + width): its first ``width`` columns repeat at the end, so

@@ -1,10 +1,12 @@
 """The emulator over real HTTP: a stdlib ``ThreadingHTTPServer`` on loopback, HTTP/1.1 keep-alive.
 
-Every request is handed to the same :meth:`Emulator.handle` the in-process transport uses, so the
+Every request is handed to the same handler the in-process transport uses, so the
 API paths, the upload paths and ``/files/...`` behave identically over a socket. An injected
 timeout holds the connection for ``timeout_seconds`` and then closes it without an answer, which
 is what a client sees when a provider hangs. The request log (off unless ``verbose``) prints the
 method, path and status only: never a header, so never the API key.
+
+Like the transport, the server knows the emulator only as a :class:`~luma.emulator.wire.Service`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TextIO
 
-from .core import DEFAULT_PUBLIC_BASE, Emulator, EmulatorRequest
+from .config import DEFAULT_PUBLIC_BASE
+from .wire import EmulatorRequest, Service
 
 __all__ = ["EmulatorServer"]
 
@@ -25,7 +28,7 @@ _MAX_BODY = 600 * 1024 * 1024
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
-    emulator: Emulator
+    emulator: Service
     verbose: bool
     log_to: TextIO
     stopping: threading.Event
@@ -47,7 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _HTTPServer
 
-    def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
+    def do_GET(self) -> None:
         self._dispatch()
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET  # noqa: N815
@@ -122,11 +125,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class EmulatorServer:
-    """Serves an :class:`Emulator` on ``host:port`` (port 0 picks a free one)."""
+    """Serves an emulator (any :class:`~luma.emulator.wire.Service`) on ``host:port`` (port 0 picks a free one)."""
 
     def __init__(
         self,
-        emulator: Emulator,
+        emulator: Service,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
@@ -143,7 +146,7 @@ class EmulatorServer:
         self.host = host
         self.port: int = self._httpd.server_address[1]
         self._thread: threading.Thread | None = None
-        if emulator.config.public_base == DEFAULT_PUBLIC_BASE:
+        if emulator.public_base == DEFAULT_PUBLIC_BASE:
             # File URLs must point at this server, or browsers and the preflight cannot fetch them.
             emulator.configure(public_base=self.url)
 

@@ -2,17 +2,19 @@
 
 ``LumaClient(api_key="demo", transport=emulator.transport())`` sends the API and upload paths (on
 any host: it is the provider) and everything on the emulator's own ``public_base`` (its file host)
-to :meth:`Emulator.handle`, without touching the network. Any other request (a video on another
+to the emulator's handler, without touching the network. Any other request (a video on another
 host) goes to the ``network`` transport it was given, or fails as an unreachable host when there
 is none: answering ``/files/`` for any host would let ``http://169.254.169.254/files/...`` pass a
 video check that never contacted it. The async side runs the same sync handler in a worker
 thread, so injected latency, sample generation or an injected hang never block the event loop.
+
+This adapter knows the emulator only as a :class:`~luma.emulator.wire.Service`: importing it never
+loads the backend (nor PyAV behind it).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
@@ -29,10 +31,7 @@ from .._constants import (
     PATH_UPLOAD_STREAM,
     PATH_UPLOAD_URL,
 )
-from .core import EmulatorRequest, EmulatorResponse
-
-if TYPE_CHECKING:
-    from .core import Emulator
+from .wire import EmulatorRequest, EmulatorResponse, Service
 
 __all__ = ["EmulatorTransport"]
 
@@ -66,10 +65,10 @@ def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int | N
 
 
 class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """Answers httpx requests from an :class:`~luma.emulator.core.Emulator`; others go to ``network``."""
+    """Answers httpx requests from an emulator (any :class:`~luma.emulator.wire.Service`); others go to ``network``."""
 
     def __init__(
-        self, emulator: Emulator, *, network: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None
+        self, emulator: Service, *, network: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.emulator = emulator
         #: Where requests the emulator does not serve go (None: they fail as unreachable).
@@ -78,11 +77,11 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     @property
     def local_origins(self) -> tuple[str, ...]:
         """The origins answered in-process (the emulator's ``public_base``), for the video check."""
-        return (self.emulator.config.public_base.rstrip("/"),)
+        return (self.emulator.public_base.rstrip("/"),)
 
     def serves(self, url: httpx.URL) -> bool:
         """Whether the emulator answers ``url`` itself: its own origin, or an API or upload path."""
-        ours = urlsplit(self.emulator.config.public_base)
+        ours = urlsplit(self.emulator.public_base)
         if _origin(url.scheme, url.host, url.port) == _origin(ours.scheme, ours.hostname or "", ours.port):
             return True
         if url.host in _PROVIDER_HOSTS:
@@ -112,7 +111,7 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             # The request was received (a create has happened) but the answer never comes: wait
             # as long as the caller would have, then fail the way a real socket read would.
             wait = answer.hang if emulated.read_timeout is None else min(answer.hang, emulated.read_timeout)
-            self.emulator._sleep(wait)
+            self.emulator.hold(wait)
             raise httpx.ReadTimeout("The emulator held the request without answering (injected timeout)",
                                     request=request)
         return httpx.Response(
@@ -126,19 +125,17 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Sync path: the emulator answers in the calling thread; other hosts go to ``network``."""
         if not self.serves(request.url):
-            forward = getattr(self.network, "handle_request", None)
-            if not callable(forward):
+            if not isinstance(self.network, httpx.BaseTransport):
                 raise self._unreachable(request)
-            return forward(request)  # type: ignore[no-any-return]
+            return self.network.handle_request(request)
         return self._answer(request, request.read())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Async path: the same handler, in a worker thread; other hosts go to an async ``network``."""
         if not self.serves(request.url):
-            forward = getattr(self.network, "handle_async_request", None)
-            if not callable(forward):
+            if not isinstance(self.network, httpx.AsyncBaseTransport):
                 raise self._unreachable(request)
-            return await forward(request)  # type: ignore[no-any-return]
+            return await self.network.handle_async_request(request)
         body = await request.aread()
         return await anyio.to_thread.run_sync(self._answer, request, body)
 

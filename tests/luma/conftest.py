@@ -195,7 +195,7 @@ def make_async_client(
     return make
 
 
-# Spec examples, verbatim from /work/shared/spec/kie-luma-api.md, shared by several test files.
+# Spec examples, verbatim from docs/kie-luma-api.md, shared by several test files.
 RECORD_SUCCESS: dict[str, Any] = {
     "taskId": "774d9a7dd608a0e49293903095e45a4c",
     "paramJson": (
@@ -308,7 +308,7 @@ class _SiteHandler(BaseHTTPRequestHandler):
     # HTTP/1.0: one request per connection, so every request is a fresh connect (and DNS lookup).
     server: _SiteServer
 
-    def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
+    def do_GET(self) -> None:
         self.server.seen.append((self.command, self.headers.get("Host", ""), self.path))
         page = self.server.pages.get(self.path.split("?")[0])
         if page is None:
@@ -334,7 +334,7 @@ class _SiteHandler(BaseHTTPRequestHandler):
 
     do_HEAD = do_POST = do_GET  # noqa: N815
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -900,9 +900,11 @@ def test_create_to_a_private_api_host_is_not_sent_again(
     fake_net: FakeNet, retry_policy: RetryPolicy, fake_clock: FakeClock
 ) -> None:
     limiter = CreateLimiter(limit=1, clock=fake_clock, sleep=fake_clock.sleep)
-    with _guarded(fake_net, retry_policy, api_base="http://internal.test", create_limiter=limiter) as client:
-        with pytest.raises(AddressRefusedError) as caught:
-            client.create_task("make it snow", VIDEO)
+    with (
+        _guarded(fake_net, retry_policy, api_base="http://internal.test", create_limiter=limiter) as client,
+        pytest.raises(AddressRefusedError) as caught,
+    ):
+        client.create_task("make it snow", VIDEO)
     assert caught.value.attempts == 1 and fake_clock.sleeps == []
     assert limiter.wait_time() == 0.0  # never sent, so its rate-limit slot was given back
     assert fake_net.recorder.attempts == []

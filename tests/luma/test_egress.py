@@ -124,9 +124,8 @@ def test_backend_dials_nothing_for_any_private_spelling(fake_net: FakeNet, host:
 
 @pytest.mark.parametrize("host", PRIVATE_SPELLINGS)
 def test_transport_refuses_every_private_spelling(fake_net: FakeNet, host: str) -> None:
-    with httpx.Client(transport=fake_net.transport()) as http:
-        with pytest.raises(httpx.ConnectError) as caught:
-            http.get(f"http://{host}/x.mp4")
+    with httpx.Client(transport=fake_net.transport()) as http, pytest.raises(httpx.ConnectError) as caught:
+        http.get(f"http://{host}/x.mp4")
     refused = refusal_of(caught.value)
     assert refused is not None and "does not connect to private or local addresses" in str(caught.value)
     assert fake_net.recorder.attempts == [] and fake_net.seen == []
@@ -134,9 +133,8 @@ def test_transport_refuses_every_private_spelling(fake_net: FakeNet, host: str) 
 
 @pytest.mark.parametrize("name", PRIVATE_NAMES)
 def test_names_resolving_to_private_addresses_are_refused(fake_net: FakeNet, name: str) -> None:
-    with httpx.Client(transport=fake_net.transport()) as http:
-        with pytest.raises(httpx.ConnectError) as caught:
-            http.get(f"https://{name}/x.mp4")
+    with httpx.Client(transport=fake_net.transport()) as http, pytest.raises(httpx.ConnectError) as caught:
+        http.get(f"https://{name}/x.mp4")
     refused = refusal_of(caught.value)
     assert refused is not None and refused.host == name and refused.address is not None
     assert fake_net.resolver.asked == [name]
@@ -173,9 +171,11 @@ def test_redirect_hop_to_a_private_address_is_refused_at_connect(fake_net: FakeN
     for target in ("http://127.1/latest", "http://internal.test/latest", "http://[::ffff:7f00:1]/latest"):
         fake_net.recorder.attempts.clear()
         fake_net.pages["/hop"] = Page(status=302, location=target)
-        with httpx.Client(transport=fake_net.transport(), follow_redirects=True) as http:
-            with pytest.raises(httpx.ConnectError) as caught:
-                http.get("http://public.test/hop")
+        with (
+            httpx.Client(transport=fake_net.transport(), follow_redirects=True) as http,
+            pytest.raises(httpx.ConnectError) as caught,
+        ):
+            http.get("http://public.test/hop")
         assert refusal_of(caught.value) is not None, target
         assert fake_net.recorder.addresses == [PUBLIC_IP], target  # the hop was never dialled
 
@@ -193,9 +193,8 @@ def test_rebinding_name_is_resolved_once_per_connection_and_judged_each_time(fak
 
 
 def test_unresolvable_name_is_a_plain_connect_error_not_a_refusal(fake_net: FakeNet) -> None:
-    with httpx.Client(transport=fake_net.transport()) as http:
-        with pytest.raises(httpx.ConnectError) as caught:
-            http.get("http://nowhere.test/")
+    with httpx.Client(transport=fake_net.transport()) as http, pytest.raises(httpx.ConnectError) as caught:
+        http.get("http://nowhere.test/")
     assert refusal_of(caught.value) is None and fake_net.recorder.attempts == []
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ TASK = "774d9a7dd608a0e49293903095e45a4c"
 
 
 def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 # --- record-info -------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ def test_record_info_success_example(record_success: dict[str, Any]) -> None:
     )
     assert task.result_url == "https://tempfile.aiquickdraw.com/l/f782018c-6be4-4990-96ba-7231cd5a39e7.mp4"
     assert task.origin_url is not None and task.origin_url.endswith("1755074605154fqb0m8ge.mp4")
-    assert task.created_at == datetime(2025, 8, 13, 9, 42, 51, tzinfo=timezone.utc)
+    assert task.created_at == datetime(2025, 8, 13, 9, 42, 51, tzinfo=UTC)
     assert task.status.is_final and task.status.succeeded
 
 
@@ -219,7 +219,7 @@ def test_upload_shape_a() -> None:
     assert up.download_url == SHAPE_A["downloadUrl"]
     assert up.file_name == "clip.mp4" and up.file_size == 154832 and up.mime_type == "video/mp4"
     assert up.file_path == "luma-dashboard/clip.mp4"
-    assert up.uploaded_at == datetime(2025, 1, 1, 12, tzinfo=timezone.utc)
+    assert up.uploaded_at == datetime(2025, 1, 1, 12, tzinfo=UTC)
     # Shape A names no expiry: the documented 3-day lifetime fills it in.
     assert up.expires_at == up.uploaded_at + timedelta(days=3)
 
@@ -229,17 +229,17 @@ def test_upload_shape_b() -> None:
     assert up.download_url == SHAPE_B["downloadUrl"]  # downloadUrl wins over fileUrl
     assert up.file_name == "clip.mp4" and up.file_size == 154832
     assert up.file_path == "luma-dashboard"
-    assert up.uploaded_at == datetime(2025, 1, 1, 12, tzinfo=timezone.utc)
-    assert up.expires_at == datetime(2025, 1, 4, 12, tzinfo=timezone.utc)
+    assert up.uploaded_at == datetime(2025, 1, 1, 12, tzinfo=UTC)
+    assert up.expires_at == datetime(2025, 1, 4, 12, tzinfo=UTC)
 
 
 def test_upload_variants() -> None:
     only_file_url = {"fileUrl": "https://h/x.mp4", "uploadTime": 1735732800000}
     up = parse_upload(only_file_url)
     assert up.download_url == "https://h/x.mp4"
-    assert up.uploaded_at == datetime(2025, 1, 1, 12, tzinfo=timezone.utc)  # epoch ms
+    assert up.uploaded_at == datetime(2025, 1, 1, 12, tzinfo=UTC)  # epoch ms
     assert parse_upload({"downloadUrl": "https://h/x", "uploadedAt": "1735732800"}).uploaded_at == (
-        datetime(2025, 1, 1, 12, tzinfo=timezone.utc)  # epoch seconds as text
+        datetime(2025, 1, 1, 12, tzinfo=UTC)  # epoch seconds as text
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
@@ -85,9 +85,9 @@ NOW = 1_769_670_760.0
         (" 0 ", 0.0),
         ("-4", 0.0),
         ("100000", 60.0),
-        (format_datetime(datetime.fromtimestamp(NOW + 30, tz=timezone.utc), usegmt=True), 30.0),
-        (format_datetime(datetime.fromtimestamp(NOW - 30, tz=timezone.utc), usegmt=True), 0.0),
-        (format_datetime(datetime.fromtimestamp(NOW + 9999, tz=timezone.utc), usegmt=True), 60.0),
+        (format_datetime(datetime.fromtimestamp(NOW + 30, tz=UTC), usegmt=True), 30.0),
+        (format_datetime(datetime.fromtimestamp(NOW - 30, tz=UTC), usegmt=True), 0.0),
+        (format_datetime(datetime.fromtimestamp(NOW + 9999, tz=UTC), usegmt=True), 60.0),
         ("Thu, 29 Jan 2026 07:12:50", 10.0),  # no zone given: read as UTC
         ("soon", None),
         ("", None),

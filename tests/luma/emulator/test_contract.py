@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +205,7 @@ def test_create_poll_until_success_and_fetch_the_result(make_stack: Callable[...
     assert task.status is TaskStatus.GENERATING
     assert task.result_urls == () and task.completed_at is None
     assert task.request == TaskRequest("Make it a snowy night", clip.url, None, "demo-mark")
-    assert task.created_at == datetime.fromtimestamp(start, tz=timezone.utc)
+    assert task.created_at == datetime.fromtimestamp(start, tz=UTC)
 
     assert stack.emulator.wait_idle(30)
     assert client.get_task(task_id).status is TaskStatus.GENERATING  # rendered, but the delay has not passed
@@ -213,7 +213,7 @@ def test_create_poll_until_success_and_fetch_the_result(make_stack: Callable[...
     stack.finish(2.0)
     task = client.get_task(task_id)
     assert task.status is TaskStatus.SUCCESS
-    assert task.completed_at == datetime.fromtimestamp(start + 2.0, tz=timezone.utc)
+    assert task.completed_at == datetime.fromtimestamp(start + 2.0, tz=UTC)
     assert task.result_url and task.result_url.startswith(stack.emulator.config.public_base + "/files/")
     assert client.fetch(task.origin_url) == sample_mp4.read_bytes()  # type: ignore[arg-type]
     result = tmp_path / "result.mp4"

@@ -15,8 +15,8 @@ from luma import TaskStatus
 from luma._constants import PATH_CREATE, PATH_CREDITS, PATH_RECORD, PATH_UPLOAD_BASE64, PATH_UPLOAD_STREAM
 from luma.emulator import Emulator, EmulatorConfig
 from luma.emulator import media as media_module
-from luma.emulator.core import EmulatorRequest, EmulatorResponse, _parse_range, parse_multipart
 from luma.emulator.media import SAMPLES
+from luma.emulator.wire import EmulatorRequest, EmulatorResponse, parse_multipart, parse_range
 
 SECRET_KEY = "sk-live-DO-NOT-LEAK-0123456789"
 
@@ -254,7 +254,7 @@ def test_garbage_never_raises(make_emulator: Callable[..., Emulator]) -> None:
     ("bytes=0-1,5-6", None), ("items=0-1", None), ("bytes=9-3", None), ("bytes=-", None),
 ])
 def test_parse_range(header: str, expected: Any) -> None:
-    assert _parse_range(header, 100) == expected
+    assert parse_range(header, 100) == expected
 
 
 def test_file_serving_with_ranges(make_emulator: Callable[..., Emulator], sample_mp4: Path) -> None:
