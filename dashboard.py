@@ -62,7 +62,10 @@ if target in PAGES and PAGES[target].title != page.title:
     st.switch_page(PAGES[target], query_params=st.query_params.to_dict())
 
 runtime.start_session()
-runtime.restore_from_url()
+ledger_problem = runtime.ledger_problem()  # also starts the server's tracker where no lifespan did
+if ledger_problem is None:
+    runtime.studio().tracker.nudge()  # a page load reconciles what is overdue (hosted apps sleep)
+    runtime.restore_from_url()
 runtime.mirror_to_url()
 
 reading = None

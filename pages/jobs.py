@@ -1,433 +1,225 @@
-"""Jobs: every task of this session, refreshed until final; results, errors, import and export."""
+"""Jobs: every task in the ledger (mine or everyone's), kept current by the server's tracker."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import streamlit as st
 
-from luma.errors import LumaError, error_for_code
-from luma.models import TaskStatus
-from pages._support import runtime, tasks
-from pages._support.feedback import describe_error, last_resort, show_error
-from studio.text import plain, verbatim
+from pages._support import runtime
+from pages._support.feedback import last_resort
+from pages._support.task_views import details
+from studio.ledger import STATUS_LABELS, LedgerUnavailable, TaskQuery
+from studio.tasks import export_csv, export_json, parse_task_ids, tasks_frame
+from studio.text import plain
 
 runtime.page_guard("pages/jobs.py")
 
 state = st.session_state
 settings = runtime.settings()
-lo, hi = settings.refresh_min, settings.refresh_max
-
-SELECTION_KEY = "jobs_table"
-FILTER_KEY = "jobs_status_filter"
-SCHEDULE = "jobs_refresh_every"
-OUTAGE = "jobs_outage"
-LINKS = "jobs_download_links"
-FULL_RUN = "jobs_full_run"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+PAGE_SIZES = (25, 50, 100)
+SORTS = {
+    "Newest first": ("created", True),
+    "Oldest first": ("created", False),
+    "Recently completed": ("completed", True),
+    "Status": ("status", False),
+    "Prompt A-Z": ("prompt", False),
+}
+PENDING = {"Creating", "Not read yet", "Generating"}
 
 
 def clear_selection() -> None:
-    state[SELECTION_KEY] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    state["jobs_table"] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    state["jobs_page"] = 1
 
 
 def import_ids() -> None:
-    """Add the pasted task ids; report invalid ones and keep them in the box to be fixed."""
-    parsed = tasks.parse_task_ids(state.get("jobs_import_text") or "", existing=runtime.listed())
-    added_at = now()
-    runtime.track(*(tasks.TrackedTask(task_id=i, added_at=added_at, source="imported") for i in parsed.valid))
-    state["jobs_import_result"] = parsed
+    """Add the pasted task ids to the ledger as mine; report invalid ones and keep them to fix."""
+    parsed = parse_task_ids(state.get("jobs_import_text") or "")
+    who, name = runtime.owner()
+    try:
+        result = runtime.ledger().add_existing(
+            parsed.valid, mode=settings.mode, owner=who, owner_name=name,
+            key_ref=settings.key_ref, api_base=settings.api_base, origin="imported",
+        )
+    except LedgerUnavailable as err:
+        state["jobs_import_result"] = (parsed, None, str(err))
+        return
+    runtime.remember_tasks(parsed.valid)
+    runtime.studio().tracker.nudge()
+    state["jobs_import_result"] = (parsed, result, None)
     state["jobs_import_text"] = "\n".join(parsed.invalid)
     clear_selection()
 
 
-def remove(task_id: str) -> None:
-    runtime.untrack(task_id)
-    state.get(LINKS, {}).pop(task_id, None)
-    clear_selection()
-    # The button lives in the timer fragment, whose reruns skip app.py: update the URL here.
-    runtime.mirror_to_url()
-    state["jobs_removed"] = task_id
-
-
-def run_again(item: tasks.TrackedTask) -> None:
-    """Pre-fill the Submit page with this task's inputs."""
-    request = item.shown_request
-    if request is None:
-        return
-    prefill = {
-        "submit_prompt": request.prompt,
-        "submit_callback_url": request.callback_url or "",
-        "submit_watermark": request.watermark or "",
+def query(**extra: object) -> TaskQuery:
+    """The ledger query the filters on this page describe."""
+    who, _ = runtime.owner()
+    dates: tuple[Any, ...] = tuple(state.get("jobs_dates") or ())
+    start = datetime.combine(dates[0], time.min, UTC) if len(dates) >= 1 else None
+    end = datetime.combine(dates[1], time.min, UTC) + timedelta(days=1) if len(dates) == 2 else None
+    sort, descending = SORTS[state.get("jobs_sort") or "Newest first"]
+    everyone = state.get("jobs_view") == "Everyone"
+    fields: dict[str, object] = {
+        "mode": settings.mode,
+        "owner": None if everyone else who,
+        "owners": tuple(state.get("jobs_people") or ()) if everyone else (),
+        "statuses": tuple(state.get("jobs_status_filter") or ()),
+        "created_from": start,
+        "created_before": end,
+        "text": (state.get("jobs_search") or "").strip(),
+        "sort": sort,
+        "descending": descending,
     }
-    sample = next((c for c in runtime.samples() if c.url == request.video_url), None)
-    if sample is not None:
-        prefill.update(submit_source="sample", submit_sample=sample.slug)
-    else:
-        prefill.update(submit_source="url", submit_video_url=request.video_url)
-    state[runtime.SUBMIT_PREFILL] = prefill
-
-
-def refresh(task_ids: list[str]) -> None:
-    """Read these tasks (concurrently) and fold the answers into the list; never drop a task."""
-    if not task_ids:
-        return
-    try:
-        batch = runtime.read_tasks(task_ids)
-    except LumaError as err:
-        state[OUTAGE] = describe_error(err)
-        return
-    runtime.replace_tracked(tasks.apply_batch(runtime.listed(), batch, now()))
-    if tasks.is_outage(batch):
-        state[OUTAGE] = describe_error(next(iter(batch.errors.values())))
-    else:
-        state[OUTAGE] = None
-    if any(t.status.is_final for t in batch.tasks.values()):
-        runtime.forget_credits()
-
-
-def player(url: str | None, *, what: str) -> None:
-    if not url:
-        st.caption(f"No {what} video yet.")
-        return
-    if settings.demo:
-        # Emulator URLs are not reachable from the browser (only Streamlit's port is): send bytes.
-        try:
-            st.video(runtime.fetch_bytes(url), alt=f"{what.capitalize()} video")
-        except LumaError as err:
-            show_error(err, context=f"The {what} video could not be loaded.")
-    else:
-        st.video(url, alt=f"{what.capitalize()} video")
-
-
-def details(item: tasks.TrackedTask) -> None:
-    """Everything about one task: players, request, error, download, actions."""
-    task = item.task
-    request = item.shown_request
-    with st.container(border=True, key="jobs_details"):
-        with st.container(horizontal=True, vertical_alignment="center"):
-            st.subheader("Task details", anchor=False)
-            st.badge(item.status_label, color=_badge_color(item.status))
-        st.code(item.task_id, language=None)
-        if item.status is not None:
-            st.caption(item.status.meaning)
-
-        source_col, result_col = st.columns(2)
-        with source_col:
-            st.markdown("**Input video**")
-            player(request.video_url if request else (task.origin_url if task else None), what="input")
-        with result_col:
-            st.markdown("**Result**")
-            player(task.result_url if task else None, what="result")
-
-        if request is not None:
-            st.markdown("**What was submitted**")
-            st.table(
-                {
-                    "Prompt": plain(request.prompt, limit=None) or "—",
-                    # Demo file URLs only resolve inside this process: name the file instead.
-                    # Addresses as inline code: copied exactly, never turned into links.
-                    "Video URL": verbatim(
-                        (tasks.file_name(request.video_url) if settings.demo else request.video_url) or "—"
-                    ),
-                    "Callback URL": verbatim(request.callback_url) if request.callback_url else "—",
-                    "Watermark": plain(request.watermark) if request.watermark else "—",
-                },
-                border="horizontal",
-            )
-
-        if task is not None and item.status in (TaskStatus.CREATE_TASK_FAILED, TaskStatus.GENERATE_FAILED):
-            code = task.error_code
-            typed = error_for_code(code, operation="get_task") if isinstance(code, int) else None
-            what = typed.summary if typed is not None else item.status.meaning
-            shown_code = f" (code {code})" if code is not None else ""
-            body = f"{what}{shown_code}"
-            if task.error_message:
-                body += f"\n\nThe provider said: {plain(task.error_message)}"
-            body += f"\n\n**Next step:** {typed.next_step if typed is not None else item.status.meaning}"
-            st.error(body, title=item.status.label, icon=":material/error:")
-        if item.refresh_error is not None:
-            show_error(
-                item.refresh_error,
-                context="The last refresh of this task failed; its last known status is shown.",
-            )
-
-        with st.container(horizontal=True, vertical_alignment="center"):
-            if task is not None and task.result_url:
-                download(item)
-            if request is not None and st.button(
-                "Run again with the same inputs", key="jobs_run_again", icon=":material/replay:"
-            ):
-                run_again(item)
-                st.switch_page("pages/submit.py")
-            st.button(
-                "Remove from list",
-                key="jobs_remove",
-                icon=":material/delete:",
-                on_click=remove,
-                args=(item.task_id,),
-            )
-
-
-def download(item: tasks.TrackedTask) -> None:
-    url = item.task.result_url if item.task else None
-    if not url:
-        return
-    if settings.demo:
-        try:
-            data = runtime.fetch_bytes(url)
-        except LumaError as err:
-            show_error(err, context="The result could not be loaded for download.")
-            return
-        st.download_button(
-            "Download result",
-            data=data,
-            file_name=f"{item.task_id}.mp4",
-            mime="video/mp4",
-            key="jobs_download",
-            icon=":material/download:",
-            on_click="ignore",
-        )
-        return
-    links = state.setdefault(LINKS, {})
-    if st.button("Get download link", key="jobs_download_link", icon=":material/link:"):
-        try:
-            links[item.task_id] = (runtime.client().get_download_url(url), now())
-        except LumaError as err:
-            show_error(err, context="No download link could be made.")
-    if item.task_id in links:
-        link, made = links[item.task_id]
-        age = (now() - made).total_seconds()
-        if age < 20 * 60:
-            st.link_button("Download result", link, icon=":material/download:", type="primary")
-            st.caption(f"The link is valid for 20 minutes (about {int((20 * 60 - age) // 60)} left).")
-        else:
-            st.caption("The last link has expired; get a new one.")
-
-
-def _badge_color(status: TaskStatus | None) -> Literal["blue", "green", "red"]:
-    if status is None or status is TaskStatus.GENERATING:
-        return "blue"
-    return "green" if status.succeeded else "red"
-
-
-def _describe_schedule(interval: float | None, items: list[tasks.TrackedTask]) -> str:
-    if not items:
-        return ""
-    if interval is None:
-        if all(i.is_final for i in items):
-            return ":material/check_circle: Every task is final: automatic refresh has stopped."
-        return (
-            ":material/pause_circle: Automatic refresh is paused: the remaining tasks could not be "
-            "read (see their errors). Use Refresh now after fixing the cause."
-        )
-    return f":material/autorenew: Unfinished tasks refresh automatically (every {interval:g} s)."
+    fields.update(extra)
+    return TaskQuery(**fields)  # type: ignore[arg-type]
 
 
 # --- layout ----------------------------------------------------------------------------------------
 
 st.header("Jobs", anchor=False)
 st.caption(
-    "Every task you submit or add appears here and is refreshed until it finishes. The list is "
-    "also kept in the page address: reload or bookmark the page to come back to it."
+    "Every task submitted or added here is kept in the team's ledger and followed by the server until "
+    "it finishes, whether or not a tab is open. Closing the tab loses nothing."
 )
+problem = runtime.ledger_problem()
+if problem is not None:
+    st.error(f"{plain(problem.message)}\n\n**Next step:** {problem.next_step}", title=problem.title, icon=":material/database:")
+    st.stop()
+service = runtime.studio(settings)
+people = dict(service.ledger.people(settings.mode))
 
 with st.expander("Add existing task ids", icon=":material/add:"):
     st.text_area(
         "Task ids, one per line",
         key="jobs_import_text",
         placeholder="774d9a7dd608a0e49293903095e45a4c",
-        help="32 hexadecimal characters each, as the provider shows them.",
+        help="32 hexadecimal characters each, as the provider shows them. They are added to your tasks.",
     )
-    st.button("Add to list", key="jobs_import_button", icon=":material/playlist_add:", on_click=import_ids)
-    result: tasks.ParsedIds | None = state.pop("jobs_import_result", None)
-    if result is not None:
-        if result.valid:
-            st.success(f"Added {len(result.valid)} task(s).", icon=":material/check:")
-        if result.duplicates:
-            st.info(f"Already on the list, skipped: {', '.join(result.duplicates)}", icon=":material/info:")
-        if result.invalid:
+    st.button("Add to my tasks", key="jobs_import_button", icon=":material/playlist_add:", on_click=import_ids)
+    outcome = state.pop("jobs_import_result", None)
+    if outcome is not None:
+        parsed, added, failure = outcome
+        if failure:
+            st.error(f"The ledger could not take them: {plain(failure)} Nothing was lost; try again.")
+        elif added is not None:
+            if added.added:
+                st.success(f"Added {len(added.added):,} task(s).", icon=":material/check:")
+            if added.already or parsed.duplicates:
+                st.info(f"Already known, skipped: {len(added.already) + len(parsed.duplicates):,}.", icon=":material/info:")
+        if parsed.invalid:
+            shown = ", ".join(plain(x, limit=80) for x in parsed.invalid[:20])
+            more = f" and {len(parsed.invalid) - 20:,} more" if len(parsed.invalid) > 20 else ""
             st.error(
-                "Not task ids (a task id is 32 characters 0-9 and a-f), left in the box to fix: "
-                + ", ".join(plain(x, limit=80) for x in result.invalid),
+                f"Not task ids (a task id is 32 characters 0-9 and a-f), left in the box to fix: {shown}{more}",
                 icon=":material/error:",
             )
-        if not (result.valid or result.duplicates or result.invalid):
+        if not (parsed.valid or parsed.duplicates or parsed.invalid):
             st.info("Paste at least one task id.", icon=":material/info:")
 
-removed = state.pop("jobs_removed", None)
-if removed:
-    st.toast(f"Removed task {removed} from the list.", icon=":material/delete:")
-
-# Read what is due before the timer is registered, so it starts at the right pace and this run
-# needs no second, app-wide rerun (which would also swallow the notices above).
-try:
-    refresh(tasks.due_task_ids(runtime.listed().values(), now(), lo, hi))
-except LumaError as err:
-    show_error(err)
-schedule = tasks.refresh_interval(runtime.listed().values(), now(), lo, hi)
-state[SCHEDULE] = schedule
-state[FULL_RUN] = True
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    st.segmented_control("Show", ["Mine", "Everyone"], key="jobs_view", default="Mine", on_change=clear_selection)
+    st.text_input("Prompt contains", key="jobs_search", on_change=clear_selection, placeholder="snow")
+    st.date_input("Submitted between", value=[], key="jobs_dates", on_change=clear_selection, format="YYYY-MM-DD")
+    st.selectbox("Sort", list(SORTS), key="jobs_sort", on_change=clear_selection)
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    st.pills("Status", list(STATUS_LABELS), selection_mode="multi", key="jobs_status_filter", on_change=clear_selection)
+    if state.get("jobs_view") == "Everyone" and people:
+        st.multiselect("People", list(people), key="jobs_people", format_func=lambda o: people.get(o) or o,
+                       on_change=clear_selection)
 
 
-@st.fragment(run_every=schedule)
+@st.fragment(run_every=2.0)
 def live_list() -> None:
-    """Refresh what is due, then draw the list; reruns on its own while tasks are unfinished."""
-    # A fragment rerun does not pass through app.py's handler: catch here too.
+    """The counts, the table and the selected task, re-read from the ledger every 2 s (no provider call)."""
     try:
         draw_list()
-    except LumaError as err:
-        show_error(err)
+    except LedgerUnavailable as err:
+        st.error(f"The task ledger stopped answering: {plain(err)} Nothing is lost; this view retries on its own.")
     except Exception as err:  # noqa: BLE001 - last resort: a plain sentence, the traceback to the log
-        last_resort(err, context="Drawing the jobs list failed.")
+        last_resort(err, context="Drawing the task list failed.")
 
 
 def draw_list() -> None:
-    items = list(runtime.listed().values())
-    if not items:
-        st.info(
-            "No tasks yet. Start one on the Submit page, or add existing task ids above.",
-            icon=":material/inbox:",
-        )
+    ledger = service.ledger
+    counts = ledger.counts(query())
+    total = sum(counts.values())
+    outage = service.tracker.outage
+    if outage:
+        st.warning(f"{outage} Every task keeps its last known status; the server keeps trying.",
+                   title="The provider is not answering", icon=":material/cloud_off:")
+    if total == 0:
+        st.info("No tasks here yet. Start one on the Submit page, add existing task ids above, or change "
+                "the filters.", icon=":material/inbox:")
         st.page_link("pages/submit.py", label="Go to Submit", icon=":material/movie_edit:")
         return
+    summary = {
+        "Tasks": total,
+        "Running": sum(counts.get(k, 0) for k in PENDING),
+        "Succeeded": counts.get("Succeeded", 0) + counts.get("Callback failed", 0),
+        "Failed": sum(counts.get(k, 0) for k in ("Generation failed", "Creation failed", "Not created")),
+    }
+    if counts.get("Outcome unknown"):
+        summary["Outcome unknown"] = counts["Outcome unknown"]
+    for column, (label, value) in zip(st.columns(len(summary)), summary.items(), strict=True):
+        column.metric(label, f"{value:,}", border=True)
 
-    with st.container(horizontal=True, vertical_alignment="center"):
-        forced = st.button("Refresh now", key="jobs_refresh_now", icon=":material/refresh:")
-        export_slot = st.container(horizontal=True, width="content")
-
-    full_run = state.pop(FULL_RUN, False)
-    if forced:
-        refresh([i.task_id for i in items if not i.is_final])
-    elif not full_run:
-        # The timer's own run: the page body above did not run, so read what is due here.
-        refresh(tasks.due_task_ids(items, now(), lo, hi))
-    items = list(runtime.listed().values())
-
-    new_schedule = tasks.refresh_interval(items, now(), lo, hi)
-    if new_schedule != state.get(SCHEDULE):
-        # run_every is fixed when the fragment is registered: a full rerun registers the new pace.
-        st.rerun(scope="app")
-
-    # Built when clicked, not on every rerun; the file is then served only to this browser's
-    # signed-in session (see studio.edge), and only while that session lives.
-    snapshot = list(items)
-    with export_slot:
-        st.download_button(
-            "Export CSV",
-            data=lambda: tasks.export_csv(snapshot),
-            file_name="luma-tasks.csv",
-            mime="text/csv",
-            key="jobs_export_csv",
-            icon=":material/download:",
-            on_click="ignore",
-        )
-        st.download_button(
-            "Export JSON",
-            data=lambda: tasks.export_json(snapshot),
-            file_name="luma-tasks.json",
-            mime="application/json",
-            key="jobs_export_json",
-            icon=":material/data_object:",
-            on_click="ignore",
-        )
-    st.caption(_describe_schedule(new_schedule, items))
-
-    outage = state.get(OUTAGE)
-    if outage is not None:
-        st.warning(
-            f"{outage.title}: {plain(outage.message)} Every task is kept with its last known status; "
-            f"the page keeps trying. {outage.next_step}",
-            title="The provider is not answering",
-            icon=":material/cloud_off:",
-        )
-    else:
-        failing = [i for i in items if i.refresh_error is not None]
-        if failing:
-            st.warning(
-                f"{len(failing)} task(s) could not be refreshed; they keep their last known status. "
-                "See the error column, or select a task for details.",
-                icon=":material/sync_problem:",
-            )
-
-    counts = tasks.status_counts(items)
-    failed = counts[TaskStatus.CREATE_TASK_FAILED.label] + counts[TaskStatus.GENERATE_FAILED.label]
-    succeeded = counts[TaskStatus.SUCCESS.label] + counts[TaskStatus.CALLBACK_FAILED.label]
-    summary = [
-        ("Tasks", len(items)),
-        ("Generating", counts[TaskStatus.GENERATING.label]),
-        ("Succeeded", succeeded),
-        ("Failed", failed),
-    ]
-    if counts[tasks.NOT_READ_LABEL]:
-        summary.append((tasks.NOT_READ_LABEL, counts[tasks.NOT_READ_LABEL]))
-    for column, (label, value) in zip(st.columns(len(summary)), summary, strict=True):
-        column.metric(label, value, border=True)
-
-    chosen = st.pills(
-        "Filter by status",
-        tasks.STATUS_FILTER_OPTIONS,
-        selection_mode="multi",
-        key=FILTER_KEY,
-        on_change=clear_selection,
-        help="Show only tasks in these states; none selected shows every task.",
-    )
-    ordered = sorted(items, key=lambda i: i.added_at, reverse=True)
-    shown = [i for i in ordered if not chosen or i.status_label in chosen]
-    # Demo file URLs are served inside this process, not to the browser: show names, play below.
-    frame = tasks.tasks_frame(shown, now(), links=not settings.demo)
-    if settings.demo:
-        link_columns = {
-            "source": st.column_config.TextColumn("Input", help="Select the row to play it", width="small"),
-            "result": st.column_config.TextColumn("Result", help="Select the row to play it", width="small"),
-        }
-    else:
-        link_columns = {
-            "source": st.column_config.LinkColumn(
-                "Input", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)", width="small"
-            ),
-            "result": st.column_config.LinkColumn(
-                "Result", display_text=r"https?://[^/]+/(?:.*/)?([^/?#]+)", width="small"
-            ),
-        }
-    timezone_name = st.context.timezone or "UTC"
+    size = int(state.get("jobs_page_size") or PAGE_SIZES[1])
+    page_number = max(1, int(state.get("jobs_page") or 1))
+    page = ledger.query(query(offset=(page_number - 1) * size, limit=size))
+    pages = max(1, -(-page.total // size))
+    if page_number > pages:  # the filters shrank the list under this page
+        state["jobs_page"] = page_number = pages
+        page = ledger.query(query(offset=(page_number - 1) * size, limit=size))
+    frame = tasks_frame(page.rows, datetime.now(UTC), links=not settings.demo)
     event = st.dataframe(
         frame,
-        key=SELECTION_KEY,
+        key="jobs_table",
         on_select="rerun",
         selection_mode="single-row",
         hide_index=True,
-        column_order=("status", "prompt", "submitted", "completed", "duration", "result", "source", "error", "task_id"),
-        alt="Modification tasks with their status, prompt, times and links",
-        column_config={
-            "task_id": st.column_config.TextColumn("Task id", width="medium"),
-            "status": st.column_config.TextColumn("Status", width="small", pinned=True),
-            "prompt": st.column_config.TextColumn("Prompt", width="medium"),
-            "submitted": st.column_config.DatetimeColumn(
-                "Submitted", format="D MMM, HH:mm:ss", timezone=timezone_name
-            ),
-            "completed": st.column_config.DatetimeColumn(
-                "Completed", format="D MMM, HH:mm:ss", timezone=timezone_name
-            ),
-            "duration": st.column_config.NumberColumn("Duration", format="compact", width="small"),
-            **link_columns,
-            "error": st.column_config.TextColumn("Error", width="medium"),
-        },
+        column_order=("status", "prompt", "task_id", "person", "submitted", "completed", "duration", "result", "source", "error"),
+        column_config=table_columns(),
     )
-    if not shown:
-        st.caption("No task matches the filter.")
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.number_input("Page", min_value=1, max_value=pages, key="jobs_page", width=110)
+        st.selectbox("Rows per page", PAGE_SIZES, key="jobs_page_size", index=1, width=140)
+        st.caption(f"{page.total:,} task(s) shown · page {page_number} of {pages}")
+        exports = query(offset=0, limit=0)
+        st.download_button("Export CSV", data=lambda: export_csv(ledger.iter_rows(exports)), file_name="luma-tasks.csv",
+                           mime="text/csv", key="jobs_export_csv", icon=":material/download:", on_click="ignore")
+        st.download_button("Export JSON", data=lambda: export_json(ledger.iter_rows(exports)),
+                           file_name="luma-tasks.json", mime="application/json", key="jobs_export_json",
+                           icon=":material/data_object:", on_click="ignore")
     rows = event.selection.rows if event is not None else []
-    if rows and rows[0] < len(frame):
-        selected_id = str(frame.iloc[rows[0]]["task_id"])
-        item = runtime.tracked().get(selected_id)
-        if item is not None:
-            details(item)
+    if rows and rows[0] < len(page.rows):
+        details(page.rows[rows[0]], demo=settings.demo)
     else:
         st.caption(":material/touch_app: Select a row to watch, download or re-run that task.")
+
+
+def table_columns() -> dict[str, Any]:
+    zone = st.context.timezone or "UTC"
+    if settings.demo:
+        # Demo file URLs are served inside this process, not to the browser: show names, play below.
+        links = {name: st.column_config.TextColumn(label, help="Select the row to play it", width="small")
+                 for name, label in (("source", "Input"), ("result", "Result"))}
+    else:
+        pattern = r"https?://[^/]+/(?:.*/)?([^/?#]+)"
+        links = {name: st.column_config.LinkColumn(label, display_text=pattern, width="small")
+                 for name, label in (("source", "Input"), ("result", "Result"))}
+    return {
+        "task_id": st.column_config.TextColumn("Task id", width="small"),
+        "status": st.column_config.TextColumn("Status", width="small", pinned=True),
+        "prompt": st.column_config.TextColumn("Prompt", width="medium"),
+        "person": st.column_config.TextColumn("Submitted by", width="small"),
+        "submitted": st.column_config.DatetimeColumn("Submitted", format="D MMM, HH:mm:ss", timezone=zone),
+        "completed": st.column_config.DatetimeColumn("Completed", format="D MMM, HH:mm:ss", timezone=zone),
+        "duration": st.column_config.NumberColumn("Duration", format="compact", width="small"),
+        **links,
+        "error": st.column_config.TextColumn("Error", width="medium"),
+    }
 
 
 live_list()

@@ -1,4 +1,4 @@
-"""Settings: an API key for this session only, base URLs, refresh timing, and a connection test."""
+"""Settings: an API key for this session only, base URLs, how tasks are tracked, and a connection test."""
 
 from __future__ import annotations
 
@@ -87,13 +87,6 @@ def reset_bases() -> None:
     state["settings_notice"] = ("success", "Base URLs reset to the configured defaults.")
 
 
-def save_refresh() -> None:
-    low = float(state["settings_refresh_min"])
-    high = float(state["settings_refresh_max"])
-    state[runtime.REFRESH_MIN] = low
-    state[runtime.REFRESH_MAX] = max(low, high)
-
-
 current = runtime.settings()
 
 st.header("Settings", anchor=False)
@@ -180,30 +173,23 @@ with st.container(border=True):
         st.button("Reset", key="settings_reset_bases", type="tertiary", on_click=reset_bases)
 
 with st.container(border=True):
-    st.subheader("Refresh timing", anchor=False)
-    st.caption(
-        "The Jobs page reads unfinished tasks quickly at first and more slowly as they age. "
-        "The provider recommends one read every 30 seconds for long tasks."
-    )
-    state.setdefault("settings_refresh_min", min(max(current.refresh_min, 0.5), 60.0))
-    state.setdefault("settings_refresh_max", min(max(current.refresh_max, 1.0), 600.0))
-    with st.container(horizontal=True):
-        st.number_input(
-            "Fastest refresh (seconds)",
-            key="settings_refresh_min",
-            min_value=0.5,
-            max_value=60.0,
-            step=0.5,
-            on_change=save_refresh,
+    st.subheader("Task tracking", anchor=False)
+    service = runtime.studio(current) if runtime.ledger_problem() is None else None
+    schedule = service.schedule(current.demo) if service is not None else None
+    tracker = service.tracker if service is not None else None
+    if schedule is not None and tracker is not None:
+        last = tracker.last
+        st.caption(
+            f"The server reads every unfinished task itself, first {schedule.lo:g} s after it starts, then "
+            f"more slowly as it ages, at least every {schedule.hi:g} s (the provider advises 30 s). Open "
+            "tabs only read the ledger, so more tabs never mean more calls to the provider. The "
+            "deployment sets these bounds ([refresh] in its secrets)."
         )
-        st.number_input(
-            "Slowest refresh (seconds)",
-            key="settings_refresh_max",
-            min_value=1.0,
-            max_value=600.0,
-            step=5.0,
-            on_change=save_refresh,
-        )
+        status = "running" if tracker.running else "stopped"
+        when = f"; last cycle {last.started:%H:%M:%S} UTC" if last is not None else ""
+        st.caption(f":material/autorenew: Tracker {status}{when}.")
+    else:
+        st.caption("The task ledger cannot be reached right now, so tracking is paused.")
 
 with st.container(border=True):
     st.subheader("Connection", anchor=False)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 
 from luma.errors import LumaError
-from luma.models import TaskRequest
 from luma.preflight import check_file, format_size
 from pages._support import runtime
 from pages._support.feedback import show_error
@@ -21,8 +20,9 @@ from pages._support.submission import (
     input_problems,
     language_hint,
 )
-from pages._support.tasks import TrackedTask
 from pages._support.views import show_report
+from studio.creates import NotSent, send_written
+from studio.ledger import LedgerUnavailable
 from studio.text import plain
 
 runtime.page_guard("pages/submit.py")
@@ -146,17 +146,47 @@ def act_on_request() -> None:
         if not report.ok:
             request.state = "blocked"
             st.rerun()
-    # "sending" here means another run of this session is sending it: the ledger hands us its answer.
+    # "sending" here means another run of this session is sending it: the gate hands us its answer.
     # Everything the create needs from Streamlit and session state is read now, before sending.
     key = runtime.submission_key(request.fingerprint)
-    listed_tasks = runtime.tracked()
+    listed_tasks = runtime.session_tasks()
+    s = runtime.settings()
+    who, name = runtime.owner()
+    try:
+        service = runtime.studio(s)
+    except LedgerUnavailable as err:
+        request.state = "failed"
+        request.error = NotSent(f"The task ledger cannot be reached ({err}), so nothing was sent.")
+        st.rerun()
     client = runtime.action_client()
     inputs = request.inputs
+    fields = {
+        "mode": s.mode,
+        "owner": who,
+        "owner_name": name,
+        "key_ref": s.key_ref,
+        "api_base": s.api_base,
+        "prompt": inputs.prompt,
+        "video_url": inputs.video_url,
+        "callback_url": inputs.callback_url,
+        "watermark": inputs.watermark,
+        "source": inputs.source,
+        "source_name": inputs.source_name,
+    }
 
     def send() -> str:
-        return client.create_task(
-            inputs.prompt, inputs.video_url, callback_url=inputs.callback_url, watermark=inputs.watermark
+        # Written to the ledger before it leaves; settled with the answer (studio.creates).
+        task_id = send_written(
+            service.ledger,
+            request.id,
+            fields,
+            lambda: client.create_task(
+                inputs.prompt, inputs.video_url, callback_url=inputs.callback_url, watermark=inputs.watermark
+            ),
+            queue=service.settles,
         )
+        service.tracker.nudge()
+        return task_id
 
     with st.spinner("Creating the task…"):
         # No st.* call and no session-state access from here to the recorded outcome: each is a
@@ -165,16 +195,7 @@ def act_on_request() -> None:
         request.state = "sending"
         outcome = runtime.create_once(key, request.id, send)
         if outcome.task_id is not None:
-            listed_tasks.setdefault(
-                outcome.task_id,
-                TrackedTask(
-                    task_id=outcome.task_id,
-                    added_at=datetime.now(UTC),
-                    request=TaskRequest(inputs.prompt, inputs.video_url, inputs.callback_url, inputs.watermark),
-                    source=inputs.source,
-                    source_name=inputs.source_name,
-                ),
-            )
+            runtime.remember_tasks([outcome.task_id], into=listed_tasks)
         request.settle(outcome)
         runtime.forget_credits()
     st.rerun()

@@ -1,14 +1,19 @@
-"""The one Streamlit-side module: settings, the cached emulator and clients, and session state.
+"""The one Streamlit-side module: settings, the shared services and clients, and session state.
 
 Pages do layout; everything they need from the outside world comes from here.
 
+Services
+    The ledger, the tracker, the demo emulator and the guarded network live in one
+    :class:`studio.service.Studio` per configuration, in process memory (not in Streamlit's
+    caches, which any browser can empty). :func:`studio` returns it, started: the ledger migrated
+    and the tracker running (the server's lifespan in app.py starts it first; where no lifespan
+    runs, the first page does).
+
 Mode
-    *Demo* (the default, the full product) runs the in-process :class:`~luma.emulator.Emulator`,
-    one per server process (``st.cache_resource``, closed by ``on_release``), and talks to it with
-    ``LumaClient(api_key="demo", transport=emulator.transport())``. Its data dir comes from env
-    ``LUMA_EMULATOR_DIR`` (else a temp dir) and its options from the ``[demo]`` secrets table.
-    *Live* needs a key: from the Settings page (this session only), ``[luma] api_key`` in the
-    secrets, or env ``LUMA_API_KEY`` -- in that order.
+    *Demo* (with no key anywhere) talks to the in-process emulator with
+    ``LumaClient("demo", transport=emulator.transport(...))``. *Live* needs a key: from the
+    Settings page (this session only), ``[luma] api_key`` in the secrets, or env ``LUMA_API_KEY``
+    -- in that order.
 
 Secrets
     ``st.secrets`` raises when no secrets file exists; :func:`secrets_table` is the one place that
@@ -16,28 +21,25 @@ Secrets
 
 Test seam
     :func:`set_test_seam` installs a :class:`TestSeam`: a function that wraps the transport the
-    clients use (it receives the emulator's transport in demo mode, None in live mode) and an
-    optional retry policy. Tests use it to provoke provider answers the emulator cannot give;
-    nothing else calls it. :func:`reset` clears it with the caches.
+    clients use and an optional retry policy. Tests use it to provoke provider answers the
+    emulator cannot give; nothing else calls it. :func:`reset` clears it with the caches.
 
 The API key is kept in session state or read from secrets/env at the moment a client is built; it
-is never logged, never rendered, never put in a cache key (a hash is), an export, or a URL.
+is never logged, never rendered, never put in a cache key (a hash is), an export, a URL or the
+ledger (a hash names it there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import logging
-import os
 import re
 import threading
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,31 +47,36 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from luma import AsyncLumaClient, LumaClient, RetryPolicy
-from luma._constants import DEFAULT_API_BASE, DEFAULT_UPLOAD_BASE
-from luma.egress import EgressPolicy, GuardedTransports
-from luma.emulator import Emulator, EmulatorConfig, SampleClip
+from luma.egress import EgressPolicy
+from luma.emulator import Emulator, SampleClip
 from luma.emulator.core import DEFAULT_PUBLIC_BASE
 from luma.errors import LumaError
 from luma.models import TaskBatch, UploadedFile
 from luma.preflight import PreflightReport, check_url_over
 from studio.access import GRANTS, THROTTLE
+from studio.config import DeploymentConfig, host_of, key_ref
+from studio.ledger import Ledger, LedgerUnavailable, Mode
 from studio.registry import Registry
+from studio.service import DEMO_KEY, Studio, shutdown_all, studio_for
+from studio.tasks import decode_task_ids, encode_task_ids
 
-from . import tasks
 from .feedback import ErrorView, describe_error, is_outage_error, set_key_source
-from .submission import CreateLedger, CreateOutcome, Upload, Uploads
+from .submission import CreateOnce, CreateOutcome, Upload, Uploads
 
 __all__ = [
     "CreditsReading",
     "Settings",
     "TestSeam",
     "action_client",
-    "client",
     "balance",
+    "client",
+    "deployment",
     "egress_policy",
     "emulator",
     "fetch_bytes",
     "frame_running",
+    "ledger",
+    "owner",
     "page_guard",
     "preflight_url",
     "read_tasks",
@@ -78,6 +85,7 @@ __all__ = [
     "secrets_table",
     "set_test_seam",
     "settings",
+    "studio",
 ]
 
 _LOG = logging.getLogger("luma.dashboard")
@@ -89,10 +97,9 @@ FORCE_DEMO = "luma_force_demo"
 """True: stay in demo mode in this session even though a key is configured."""
 API_BASE_OVERRIDE = "luma_api_base"
 UPLOAD_BASE_OVERRIDE = "luma_upload_base"
-REFRESH_MIN = "luma_refresh_min"
-REFRESH_MAX = "luma_refresh_max"
-TASKS = "jobs_tasks"
-"""dict[str, tasks.TrackedTask]: the task list, in the order tasks were added."""
+SESSION_TASKS = "jobs_session_tasks"
+"""list[str]: ids of the tasks this session submitted or added, oldest first (the design card's
+"ids kept in session state"; the ledger is what makes them last)."""
 TASKS_RESTORED = "jobs_restored_from_url"
 SUBMIT_REQUEST = "submit_request"
 """submission.SubmitRequest | None: the last recorded click on Submit."""
@@ -103,11 +110,11 @@ UPLOADS = "submit_uploads"
 ACCESS_GRANTED = "access_granted"
 ACCESS_FAILURES = "access_failures"
 DEEP_LINK = "_deep_link_page"
+BROWSER = "luma_browser_id"
+"""This session's owner id when the browser sent no id cookie (AppTest, a cookie-less client)."""
 
 QUERY_TASKS = "tasks"
-"""The query parameter that mirrors the task list (``?tasks=id1,id2``)."""
-
-DEMO_KEY = "demo"
+"""The query parameter that mirrors this session's newest tasks (``?tasks=id1,id2``)."""
 
 # --- secrets -------------------------------------------------------------------------------------
 
@@ -130,12 +137,17 @@ def secret(section: str, name: str, default: Any = None) -> Any:
     return default
 
 
+def deployment() -> DeploymentConfig:
+    """What the deployment configured (secrets and environment; no session involved)."""
+    return DeploymentConfig.from_sources(secrets_table())
+
+
 # --- settings ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the dashboard sends requests, resolved from session, secrets and environment."""
+    """Where this session's requests go: the deployment's configuration, narrowed by the session."""
 
     demo: bool
     """True: the in-process emulator answers everything."""
@@ -147,24 +159,29 @@ class Settings:
     """The provider's API origin."""
     upload_base: str
     """The provider's upload origin."""
-    refresh_min: float
-    """Fastest refresh of a young task, seconds."""
-    refresh_max: float
-    """Slowest refresh of an old task, seconds."""
-    demo_options: tuple[tuple[str, Any], ...] = ()
-    """Emulator options from ``[demo]`` (demo mode only)."""
-    data_dir: str | None = None
-    """Emulator data dir (demo mode only)."""
+    deployment: DeploymentConfig = field(repr=False)
+    """The deployment's own configuration."""
     configured_key: bool = False
     """True when a key exists in secrets or environment (so demo mode was chosen in-session)."""
     bases_locked: bool = False
     """True: the deployment's own key is in use, so only the hosts configured with it may be used."""
-    key_hosts: tuple[str, ...] = ()
-    """Hosts the deployment's key may be sent to (its configured bases and ``[luma] key_hosts``)."""
     refused_base: str | None = None
     """A base URL this session asked for that the deployment's key may not go to (kept unused)."""
-    network_hosts: tuple[str, ...] = ()
-    """Private or local hosts the server may connect to: the configured bases and ``[network] allow_hosts``."""
+
+    @property
+    def mode(self) -> Mode:
+        """"demo" or "live": the ledger keeps the two apart."""
+        return "demo" if self.demo else "live"
+
+    @property
+    def key_hosts(self) -> tuple[str, ...]:
+        """Hosts the deployment's key may be sent to."""
+        return tuple(sorted(self.deployment.key_hosts))
+
+    @property
+    def key_ref(self) -> str | None:
+        """The ledger's name for the key in use (None in demo mode)."""
+        return None if self.demo else key_ref(self.api_key)
 
     @property
     def api_host(self) -> str:
@@ -175,49 +192,8 @@ class Settings:
     def fingerprint(self) -> str:
         """Identifies this configuration in cache keys without containing the key."""
         digest = hashlib.sha256(self.api_key.encode("utf-8")).hexdigest()[:16]
-        raw = repr(
-            (self.demo, digest, self.api_base, self.upload_base, self.demo_options, self.data_dir, self.network_hosts)
-        )
+        raw = repr((self.demo, digest, self.api_base, self.upload_base, self.deployment.identity))
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
-
-
-def _float(value: Any, default: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return number if number > 0 else default
-
-
-# Every visitor of a hosted demo shares the one demo account: the emulator's default 1,000
-# credits (100 tasks) would leave the demo stuck on "out of credits" within a busy day.
-_DEMO_DEFAULTS: dict[str, Any] = {"credits": 100_000}
-
-
-def _demo_options() -> tuple[tuple[str, Any], ...]:
-    table = secrets_table().get("demo")
-    table = table if isinstance(table, dict) else {}
-    known = {f.name for f in dataclasses.fields(EmulatorConfig)} - {"data_dir"}
-    unknown = sorted(set(table) - known - {"data_dir"})
-    if unknown:
-        _LOG.warning("Ignoring unknown [demo] options: %s", ", ".join(unknown))
-    options = {**_DEMO_DEFAULTS, **{k: v for k, v in table.items() if k in known}}
-    for name, value in options.items():
-        if isinstance(value, list):
-            options[name] = tuple(value)  # hashable, for the emulator's registry key
-    return tuple(sorted(options.items()))
-
-
-def _host(url: str) -> str:
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
-
-
-def _host_list(value: Any) -> set[str]:
-    items = value if isinstance(value, (list, tuple)) else [value] if isinstance(value, str) else []
-    return {str(item).strip().lower().rstrip(".") for item in items if str(item).strip()}
 
 
 def settings() -> Settings:
@@ -229,22 +205,14 @@ def settings() -> Settings:
     elsewhere only with its own key.
     """
     state = st.session_state
-    configured = secret("luma", "api_key") or os.environ.get("LUMA_API_KEY") or None
+    config = deployment()
     session_key = state.get(SESSION_API_KEY) or None
     if session_key:
         key, source = session_key, "session"
-    elif configured and not state.get(FORCE_DEMO):
-        key = configured
-        source = "secrets" if secret("luma", "api_key") else "environment"
+    elif config.api_key and not state.get(FORCE_DEMO):
+        key, source = config.api_key, config.key_source or "secrets"
     else:
         key, source = DEMO_KEY, "demo"
-    demo = source == "demo"
-    configured_api = str(secret("luma", "api_base") or os.environ.get("LUMA_API_BASE") or DEFAULT_API_BASE).strip()
-    configured_upload = str(
-        secret("luma", "upload_base") or os.environ.get("LUMA_UPLOAD_BASE") or DEFAULT_UPLOAD_BASE
-    ).strip()
-    configured_hosts = {_host(configured_api), _host(configured_upload)} - {""}
-    key_hosts = configured_hosts | _host_list(secret("luma", "key_hosts"))
     locked = source in ("secrets", "environment")
     refused: str | None = None
 
@@ -253,33 +221,21 @@ def settings() -> Settings:
         wanted = str(override or "").strip()
         if not wanted:
             return default
-        if locked and _host(wanted) not in key_hosts:
+        if locked and host_of(wanted) not in config.key_hosts:
             refused = wanted
             return default
         return wanted
 
-    api_base = chosen(state.get(API_BASE_OVERRIDE), configured_api)
-    upload_base = chosen(state.get(UPLOAD_BASE_OVERRIDE), configured_upload)
-    lo = _float(state.get(REFRESH_MIN) or secret("refresh", "min_seconds"), tasks.DEFAULT_MIN_INTERVAL)
-    hi = _float(state.get(REFRESH_MAX) or secret("refresh", "max_seconds"), tasks.DEFAULT_MAX_INTERVAL)
-    data_dir = os.environ.get("LUMA_EMULATOR_DIR") or secret("demo", "data_dir") or None
     return Settings(
-        demo=demo,
+        demo=source == "demo",
         api_key=str(key).strip(),
         key_source=source,
-        api_base=api_base,
-        upload_base=upload_base,
-        refresh_min=lo,
-        refresh_max=max(lo, hi),
-        demo_options=_demo_options() if demo else (),
-        data_dir=str(data_dir) if demo and data_dir else None,
-        configured_key=bool(configured),
+        api_base=chosen(state.get(API_BASE_OVERRIDE), config.api_base),
+        upload_base=chosen(state.get(UPLOAD_BASE_OVERRIDE), config.upload_base),
+        deployment=config,
+        configured_key=bool(config.api_key),
         bases_locked=locked,
-        key_hosts=tuple(sorted(key_hosts)),
         refused_base=refused,
-        # Hosts configured by the deployment are trusted even when private (a self-hosted
-        # emulator on 127.0.0.1, say); hosts typed in a session never are.
-        network_hosts=tuple(sorted(configured_hosts | _host_list(secret("network", "allow_hosts")))),
     )
 
 
@@ -301,6 +257,64 @@ def auth_configured() -> bool:
     return isinstance(secrets_table().get("auth"), dict)
 
 
+# --- the shared services -----------------------------------------------------------------------------
+
+
+def studio(s: Settings | None = None) -> Studio:
+    """The process's services for this deployment: ledger ready, tracker running.
+
+    Raises :class:`studio.ledger.LedgerUnavailable` when the database cannot be reached (pages
+    show a banner; nothing is lost, and the next page tries again).
+    """
+    s = s if s is not None else settings()
+    service = studio_for(s.deployment)
+    if _SEAM is not None and _SEAM.wrap_transport is not None:
+        service.wrap = _SEAM.wrap_transport  # tests reach under the tracker's reads too
+    service.ensure_tracking()
+    if s.key_source == "session":
+        # A key typed on Settings is kept in this process so its tasks are tracked after the tab closes.
+        service.add_key(s.api_key)
+    return service
+
+
+def ledger() -> Ledger:
+    """The task ledger (see :func:`studio`)."""
+    return studio().ledger
+
+
+def ledger_problem() -> ErrorView | None:
+    """Why the ledger cannot be used right now (None when it can)."""
+    try:
+        studio()
+    except LedgerUnavailable as err:
+        return ErrorView(
+            title="The task ledger cannot be reached",
+            message=str(err),
+            next_step="Every task already written is kept; reload the page in a moment. Nothing new is "
+            "sent until the ledger answers, so no task can go unrecorded.",
+        )
+    return None
+
+
+def owner() -> tuple[str, str]:
+    """(owner id, display name) of whoever uses this session: the signed-in user, else this browser.
+
+    The browser id comes from the HTTP-only cookie the web edge sets, so "Mine" is the same in
+    every tab and after a reload; without one (AppTest) the session gets an id of its own.
+    """
+    from .access import browser_id
+
+    if auth_configured():
+        try:
+            if st.user.is_logged_in and st.user.get("email"):
+                email = str(st.user.get("email"))
+                return email, str(st.user.get("name") or email)
+        except Exception:  # noqa: BLE001 - no user context
+            pass
+    browser = browser_id() or st.session_state.setdefault(BROWSER, uuid.uuid4().hex)
+    return f"browser:{browser}", f"Browser {hashlib.sha256(browser.encode()).hexdigest()[:6]}"
+
+
 # --- test seam -----------------------------------------------------------------------------------
 
 
@@ -311,7 +325,7 @@ class TestSeam:
     __test__ = False  # not a pytest test class
 
     wrap_transport: Callable[[Any], Any] | None = None
-    """Given the default transport (the emulator's, or None live), return the one to use."""
+    """Given the default transport (the emulator's, or the guarded network), return the one to use."""
     retry: RetryPolicy | None = None
     """Retry policy for every client, instead of the dashboard's."""
 
@@ -326,12 +340,13 @@ def set_test_seam(seam: TestSeam | None) -> None:
 
 
 def reset() -> None:
-    """Forget the test seam and every cached emulator, client and answer."""
+    """Forget the test seam and every service, client, cached answer and in-process registry."""
     set_test_seam(None)
     _PROCESS.clear()
+    shutdown_all()
     st.cache_resource.clear()
     st.cache_data.clear()
-    _LEDGER.clear()
+    _CREATES.clear()
     _UPLOADS.clear()
     THROTTLE.clear()
     GRANTS.clear()
@@ -341,67 +356,35 @@ def _seam_token() -> str:
     return f"seam-{id(_SEAM)}" if _SEAM is not None else "no-seam"
 
 
-# --- emulator and clients ------------------------------------------------------------------------
-#
-# Kept in a process registry, not st.cache_resource: any browser can empty Streamlit's caches
-# without passing the gate, and the demo emulator must not be rebuilt under signed-in users.
+# --- clients -------------------------------------------------------------------------------------
 
 _PROCESS = Registry(max_entries=64)
 
-# A page never waits long on the provider: reads it shows (credits, task status, download links,
-# the connection test) time out after a few seconds and are retried at most once within that
-# budget. A create or an upload the user started runs longer, under a spinner: cutting a create
-# short would leave its outcome unknown while the provider may have charged for it.
+# A page never waits long on the provider: reads it shows (credits, download links, the connection
+# test) time out after a few seconds and are retried at most once within that budget. A create or
+# an upload the user started runs longer, under a spinner: cutting a create short would leave its
+# outcome unknown while the provider may have charged for it.
 PAGE_TIMEOUT = 4.0
 ACTION_TIMEOUT = 30.0
 _UI_RETRY = RetryPolicy(max_attempts=2, max_delay=1.0, max_total=PAGE_TIMEOUT)
-# Background refreshes come round again anyway.
-_REFRESH_RETRY = RetryPolicy(max_attempts=2, max_delay=1.0, max_total=PAGE_TIMEOUT)
 
 
 def egress_policy(s: Settings) -> EgressPolicy:
     """What the server may connect to for this configuration: public addresses, and the
     private hosts the deployment itself configured (never one typed in a session)."""
-    return EgressPolicy(allow_hosts=frozenset(s.network_hosts))
-
-
-def _build_emulator(s: Settings) -> Emulator:
-    options = dict(s.demo_options)
-    # The emulator fetches videoUrls and delivers callbacks for visitors: only through the guard.
-    options["allow_hosts"] = tuple(sorted(set(options.get("allow_hosts", ())) | set(s.network_hosts)))
-    config = EmulatorConfig(data_dir=Path(s.data_dir) if s.data_dir else None, **options)
-    _LOG.info("Starting the demo emulator (data dir: %s).", s.data_dir or "temporary")
-    em = Emulator(config)
-    # Draw missing sample clips in the background, one at a time, the one Submit shows first;
-    # they are kept in the data folder, so only a first start does this.
-    clips = em.samples()
-    em.prepare_samples(first=clips[0].slug if clips else None)
-    return em
-
-
-def _emulator_for(s: Settings) -> Emulator:
-    key = ("emulator", s.data_dir, s.demo_options, s.network_hosts)
-    return _PROCESS.get(key, lambda: _build_emulator(s), Emulator.close)
+    return EgressPolicy(allow_hosts=frozenset(s.deployment.network_hosts))
 
 
 def emulator() -> Emulator | None:
     """The process's demo emulator, in demo mode; None in live mode."""
     s = settings()
-    return _emulator_for(s) if s.demo else None
+    return studio_for(s.deployment).emulator() if s.demo else None
 
 
 def _transport(s: Settings) -> Any:
     """The transport every client of this configuration shares (sync and async alike)."""
-
-    def build() -> Any:
-        policy = egress_policy(s)
-        if s.demo:
-            # API paths are answered in-process for any host; a file on another host than the
-            # emulator's own goes out through the guard, like the provider would fetch it.
-            return _emulator_for(s).transport(network=GuardedTransports(policy))
-        return GuardedTransports(policy)
-
-    base = _PROCESS.get(("transport", s.fingerprint), build)
+    service = studio_for(s.deployment)
+    base = service.demo_transport() if s.demo else service.network
     if _SEAM is not None and _SEAM.wrap_transport is not None:
         return _SEAM.wrap_transport(base)
     return base
@@ -421,9 +404,19 @@ def _client_for(s: Settings, kind: str) -> LumaClient:
             transport=_transport(s),
             timeout=PAGE_TIMEOUT if kind == "page" else ACTION_TIMEOUT,
             retry=retry,
+            create_limiter=_create_limiter(s) if kind == "action" else None,
         )
 
     return _PROCESS.get(("client", kind, s.fingerprint, _seam_token()), build, _close_client)
+
+
+def _create_limiter(s: Settings) -> Any:
+    """The provider's 20-creates-per-10-s window for this key, kept in the ledger so every server
+    process sharing it stays inside the window together."""
+    from studio.ledger import LedgerCreateLimiter
+
+    ref = key_ref(s.api_key) if not s.demo else "demo"
+    return LedgerCreateLimiter(studio_for(s.deployment).ledger, ref)
 
 
 def client() -> LumaClient:
@@ -432,26 +425,21 @@ def client() -> LumaClient:
 
 
 def action_client() -> LumaClient:
-    """The client for creates and uploads the user started (longer timeouts)."""
+    """The client for creates and uploads the user started (longer timeouts, shared create window)."""
     return _client_for(settings(), "action")
 
 
 def read_tasks(task_ids: Iterable[str]) -> TaskBatch:
-    """Read many tasks concurrently with a fresh async client over the same transport."""
+    """Read many tasks concurrently now (benchmarks and tests; pages read the ledger instead)."""
     ids = list(task_ids)
     s = settings()
-    # The same transport as the sync client: the emulator's, the guarded and test transports serve both.
     transport: Any = _transport(s)
-    retry = _SEAM.retry if _SEAM is not None and _SEAM.retry is not None else _REFRESH_RETRY
+    retry = _SEAM.retry if _SEAM is not None and _SEAM.retry is not None else _UI_RETRY
 
     async def run() -> TaskBatch:
         async with AsyncLumaClient(
-            s.api_key,
-            api_base=s.api_base,
-            upload_base=s.upload_base,
-            transport=transport,
-            timeout=PAGE_TIMEOUT,
-            retry=retry,
+            s.api_key, api_base=s.api_base, upload_base=s.upload_base, transport=transport,
+            timeout=PAGE_TIMEOUT, retry=retry,
         ) as async_client:
             return await async_client.get_tasks(ids)
 
@@ -468,7 +456,7 @@ def _preflight(url: str, fingerprint: str, seam: str, _s: Settings, _transport: 
 
 def emulator_public_base(s: Settings) -> str:
     """The origin of the demo emulator's file URLs."""
-    return str(dict(s.demo_options).get("public_base") or DEFAULT_PUBLIC_BASE)
+    return str(dict(s.deployment.demo_options).get("public_base") or DEFAULT_PUBLIC_BASE)
 
 
 def preflight_url(url: str) -> PreflightReport:
@@ -582,64 +570,53 @@ def forget_failed_upload(key: Hashable, upload: Upload) -> None:
     _UPLOADS.forget_failed(key, upload)
 
 
-# --- the task list in session state ----------------------------------------------------------------
+# --- this session's tasks ------------------------------------------------------------------------
 
 
-def tracked() -> dict[str, tasks.TrackedTask]:
-    """The task list: the live dict in session state, for writers. Replace entries, never mutate them.
+def session_tasks() -> list[str]:
+    """The live list of this session's task ids (oldest first). Append, never replace.
 
-    It is made once per session and never swapped for another dict, so a run that took it before
-    sending a create can add the task to it without touching session state again. Read through
-    :func:`listed` instead: another run of the session may add to it at any moment.
+    It is made once per session and never swapped for another list, so a run that took it before
+    sending a create can add the task to it without touching session state again.
     """
-    if TASKS not in st.session_state:
-        st.session_state[TASKS] = {}
-    return st.session_state[TASKS]
+    if SESSION_TASKS not in st.session_state:
+        st.session_state[SESSION_TASKS] = []
+    return st.session_state[SESSION_TASKS]
 
 
-def listed() -> dict[str, tasks.TrackedTask]:
-    """A copy of the task list, safe to iterate while another run adds to the live one."""
-    return dict(tracked())  # one C-level copy: no other thread runs in the middle of it
-
-
-def track(*items: tasks.TrackedTask) -> int:
-    """Add tasks to the list (an existing entry with the same id is kept). Returns how many were new.
-
-    One session-state read, then plain dict writes: a run stopped at a yield point adds all or none.
-    """
-    live = tracked()
+def remember_tasks(task_ids: Iterable[str], into: list[str] | None = None) -> int:
+    """Add ids to this session's list (plain list writes: safe between yield points). Returns new ones."""
+    listed = into if into is not None else session_tasks()
+    known = set(listed)
     added = 0
-    for item in items:
-        if item.task_id not in live:
-            live[item.task_id] = item
+    for task_id in task_ids:
+        if task_id not in known:
+            listed.append(task_id)
+            known.add(task_id)
             added += 1
     return added
 
 
-def untrack(task_id: str) -> None:
-    """Remove a task from the list (only ever on the user's request)."""
-    tracked().pop(task_id, None)
-
-
-def replace_tracked(new: dict[str, tasks.TrackedTask]) -> None:
-    """Store refreshed entries into the live list, in place.
-
-    Only ids still listed are replaced: a task another run added while this refresh was out
-    (a create finishing in a stopped run) stays, and one the user removed is not brought back.
-    """
-    live = tracked()
-    for task_id, item in new.items():
-        if task_id in live:
-            live[task_id] = item
-
-
 def restore_from_url() -> int:
-    """Once per session: add the task ids in ``?tasks=`` to the list. Returns how many were added."""
+    """Once per session: add the ids in ``?tasks=`` to the ledger and this session's list.
+
+    Garbage in the address is ignored; the ids are added to the ledger as this user's ("opened
+    from a link"), so they last beyond the session. Returns how many were new to this session.
+    """
     if st.session_state.get(TASKS_RESTORED):
         return 0
-    ids = tasks.decode_task_ids(st.query_params.get_all(QUERY_TASKS))
-    now = datetime.now(UTC)
-    added = track(*(tasks.TrackedTask(task_id=task_id, added_at=now, source="link") for task_id in ids))
+    ids = decode_task_ids(st.query_params.get_all(QUERY_TASKS))
+    if ids:
+        s = settings()
+        who, name = owner()
+        try:
+            studio(s).ledger.add_existing(
+                ids, mode=s.mode, owner=who, owner_name=name, key_ref=s.key_ref, api_base=s.api_base, origin="link"
+            )
+            studio(s).tracker.nudge()
+        except LedgerUnavailable:
+            return 0  # the address stays as it is; the next run tries again
+    added = remember_tasks(ids)
     # Marked done only now: a run stopped before this point restores again, never loses the list
     # (the address would otherwise be rewritten from an empty list).
     st.session_state[TASKS_RESTORED] = True
@@ -647,8 +624,11 @@ def restore_from_url() -> int:
 
 
 def mirror_to_url() -> None:
-    """Keep ``?tasks=`` equal to the list, so a reload or a bookmark brings it back."""
-    value = tasks.encode_task_ids(listed())
+    """Keep ``?tasks=`` equal to this session's newest tasks, so a reload or a bookmark brings them back.
+
+    Only the newest few: the ledger keeps them all, and a long address is refused by servers.
+    """
+    value = encode_task_ids(list(session_tasks()))
     if value:
         # Sent on every full run, even when the server's copy already matches: with fast reruns
         # an interrupted run's address update can be lost in the browser while the server's copy
@@ -658,7 +638,7 @@ def mirror_to_url() -> None:
         del st.query_params[QUERY_TASKS]
 
 
-# --- running pages only through dashboard.py -----------------------------------------------------------
+# --- running pages only through dashboard.py ----------------------------------------------------------
 
 _FRAME = threading.local()
 
@@ -737,11 +717,13 @@ def quiet_protocol_errors() -> None:
 # Session state cannot stop a double create, nor keep a create's answer: with fast reruns a click
 # starts a new script thread at once while the old one runs on to its next yield point (any st.*
 # call or session-state access) and stops there. See pages/_support/submission.py. So creates go
-# through one process-wide ledger, keyed per browser session and submission.
+# through one process-wide gate, keyed per browser session and submission, and every create is
+# written to the ledger before it is sent (the ledger's unique request key holds across processes
+# and restarts).
 
 SUBMIT_GENERATION = "submit_generation"
 SUBMIT_SESSION = "submit_session_token"
-_LEDGER = CreateLedger()
+_CREATES = CreateOnce()
 
 SubmissionKey = tuple[str, int, str]
 
@@ -758,7 +740,7 @@ def _session_key() -> str:
 
 
 def submission_key(fingerprint: str) -> SubmissionKey:
-    """The ledger key of a submission of these inputs in this browser session (reads session state)."""
+    """The key of a submission of these inputs in this browser session (reads session state)."""
     return _session_key(), int(st.session_state.get(SUBMIT_GENERATION, 0)), fingerprint
 
 
@@ -777,4 +759,4 @@ def create_once(key: SubmissionKey, request_id: str, send: Callable[[], str]) ->
 
     Touches neither Streamlit nor session state, so a newer run cannot stop it half-way.
     """
-    return _LEDGER.create_once(key, request_id, send)
+    return _CREATES.create_once(key, request_id, send)

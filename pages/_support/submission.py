@@ -3,7 +3,7 @@
 One click creates exactly one task. The button's callback calls :func:`decide_click` with the
 request currently on record; it records a new :class:`SubmitRequest` only when nothing is in
 flight for these inputs. The page body then acts on the request: it marks it ``sending`` and
-sends it through :class:`CreateLedger`, which lets one create out per submission however many
+sends it through :class:`CreateOnce`, which lets one create out per submission however many
 script runs try, and hands every run the same :class:`CreateOutcome`.
 
 Why a ledger outside session state: with ``runner.fastReruns`` a click does not wait for the
@@ -40,7 +40,7 @@ __all__ = [
     "IN_FLIGHT_NOTICES",
     "MAX_PROMPT_CHARS",
     "ClickDecision",
-    "CreateLedger",
+    "CreateOnce",
     "CreateOutcome",
     "LanguageHint",
     "SubmitInputs",
@@ -154,7 +154,7 @@ class _Entry:
     settled: threading.Event = field(default_factory=threading.Event)
 
 
-class CreateLedger:
+class CreateOnce:
     """At most one create per submission key, shared by every script run in the process.
 
     A key names one submission: (browser session, submission generation, inputs fingerprint).

@@ -54,7 +54,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     data_dir = tmp_path / "emulator"
     monkeypatch.setenv("LUMA_EMULATOR_DIR", str(data_dir))
-    for name in ("LUMA_API_KEY", "LUMA_API_BASE", "LUMA_UPLOAD_BASE"):
+    # Each test gets its own ledger (an embedded SQLite file) in its own data folder.
+    monkeypatch.setenv("LUMA_DATA_DIR", str(tmp_path / "data"))
+    for name in ("LUMA_API_KEY", "LUMA_API_BASE", "LUMA_UPLOAD_BASE", "LUMA_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
     if request.node.get_closest_marker("legacy_pages") is None:

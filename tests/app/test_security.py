@@ -128,8 +128,13 @@ def test_clearing_streamlits_caches_keeps_the_demo_emulator_and_its_tasks(hermet
     assert not at.exception
     assert runtime._PROCESS.get(("probe",), object) is before
     assert [v for k, (v, _) in runtime._PROCESS._items.items() if k[0] == "emulator"] == emulators
-    item = at.session_state[runtime.TASKS][task_id]
-    assert item.refresh_error is None, "the task is still known to the emulator"
+    row = runtime.ledger().get(task_id=task_id)
+    assert row is not None
+    deadline = time.monotonic() + 20
+    while row.status is None or row.read_error:  # the tracker reads it from the same emulator
+        assert time.monotonic() < deadline and not row.read_error, row
+        time.sleep(0.2)
+        row = runtime.ledger().get(task_id=task_id)
 
 
 # --- 7. a hanging provider costs a page seconds, and says so --------------------------------------

@@ -81,18 +81,12 @@ def test_base_urls_are_validated_and_saved():
     assert runtime.API_BASE_OVERRIDE not in at.session_state
 
 
-def test_refresh_bounds_reach_the_jobs_page():
-    at = make_app(demo={"processing_delay": 5.0}).run()
+def test_settings_say_how_tasks_are_tracked_and_that_the_deployment_sets_it():
+    at = make_app({"refresh": {"min_seconds": 5, "max_seconds": 20}}).run()
     at.switch_page("pages/settings.py").run()
-    at.number_input(key="settings_refresh_min").set_value(5.0).run()
-    at.number_input(key="settings_refresh_max").set_value(60.0).run()
-    assert at.session_state[runtime.REFRESH_MIN] == 5.0
-    assert at.session_state[runtime.REFRESH_MAX] == 60.0
-    at.switch_page("pages/submit.py").run()
-    at.text_area(key="submit_prompt").set_value("make it rain")
-    at.button(key="submit_button").click().run()
-    at.switch_page("pages/jobs.py").run()
-    assert at.session_state["jobs_refresh_every"] == 5.0, "a young task refreshes at the configured fastest pace"
+    text = " ".join(c.value for c in at.caption)
+    assert "first 5 s after it starts" in text and "at least every 20 s" in text
+    assert "Tracker running" in text
 
 
 def test_configured_key_can_be_set_aside_for_demo(seam, live_backend):

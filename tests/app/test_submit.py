@@ -33,8 +33,10 @@ def test_one_click_creates_exactly_one_task(hermetic):
     assert [t.value for t in at.toast] == [f"Task {request.task_id} created."]
     assert at.code[0].value == request.task_id
     assert at.page_link[0].value == "Open the Jobs page"
-    tracked = at.session_state[runtime.TASKS][request.task_id]
-    assert tracked.request.prompt == PROMPT and tracked.source == "sample"
+    assert at.session_state[runtime.SESSION_TASKS] == [request.task_id]
+    row = runtime.ledger().get(task_id=request.task_id)
+    assert row is not None and row.prompt == PROMPT and row.source == "sample" and row.state == "created"
+    assert row.request_key == request.id, "written down under the click's own key before it was sent"
     assert query_value(at, "tasks") == request.task_id, "mirrored into the URL"
 
 

@@ -122,7 +122,8 @@ def test_a_click_run_stopped_at_any_yield_point_ends_in_one_listed_task(stopper:
         assert creates(hermetic) - before == 1, where
         request = at.session_state[runtime.SUBMIT_REQUEST]
         assert request is not None and request.state == "done", (where, request and request.state)
-        assert list(at.session_state[runtime.TASKS]) == [request.task_id], where
+        assert list(at.session_state[runtime.SESSION_TASKS]) == [request.task_id], where
+        assert runtime.ledger().get(task_id=request.task_id) is not None, where
         assert at.code[0].value == request.task_id, where
         assert not at.button(key="submit_button").disabled, where
         assert not [a for a in alerts(at) if "wait for the answer" in a], (where, alerts(at))
@@ -152,7 +153,7 @@ def test_a_run_that_finds_the_create_being_sent_waits_for_that_answer(hermetic) 
     assert not at.exception
     assert creates(hermetic) == 0, "the waiting run sent nothing itself"
     assert (request.state, request.task_id) == ("done", task_id)
-    assert task_id in at.session_state[runtime.TASKS]
+    assert task_id in at.session_state[runtime.SESSION_TASKS]
     assert at.code[0].value == task_id
 
 
@@ -228,5 +229,5 @@ def test_a_first_run_stopped_anywhere_never_loses_the_list_in_the_address(stoppe
         at.run()
         where = f"stopped at yield point {n} of {total}"
         assert not at.exception, where
-        assert list(at.session_state[runtime.TASKS]) == ids, where
+        assert list(at.session_state[runtime.SESSION_TASKS]) == ids, where
         assert at.query_params["tasks"] in (",".join(ids), ids), where

@@ -1,34 +1,26 @@
-"""Unit tests of the dashboard's pure helpers (pages/_support): schedule, table, exports, ids, submit rule."""
+"""Unit tests of the dashboard's pure helpers (pages/_support): the submit rule, one create per click, uploads."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-import pandas as pd
 import pytest
 
 from luma.errors import (
     AuthenticationError,
     ConnectError,
     LumaError,
-    MaintenanceError,
     MalformedResponseError,
-    NotFoundError,
     RateLimitError,
     RequestTimeout,
     ServerError,
     ValidationError,
 )
-from luma.models import Task, TaskBatch, TaskRequest, TaskStatus
-from pages._support import tasks
 from pages._support.feedback import describe_error
 from pages._support.submission import (
-    CreateLedger,
+    CreateOnce,
     CreateOutcome,
     SubmitInputs,
     SubmitRequest,
@@ -41,204 +33,6 @@ T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 ID_A = "a" * 32
 ID_B = "b" * 32
 ID_C = "c" * 32
-
-
-def tracked(task_id=ID_A, *, status=None, age=0.0, now=T0, **kw):
-    added = now - timedelta(seconds=age)
-    task = None
-    if status is not None:
-        task = Task(task_id=task_id, status=status, created_at=added)
-    return tasks.TrackedTask(task_id=task_id, added_at=added, task=task, **kw)
-
-
-# --- schedule ------------------------------------------------------------------------------------
-
-
-def test_poll_interval_starts_fast_and_reaches_the_recommended_30s():
-    assert tasks.poll_interval(0) == 2.0
-    assert tasks.poll_interval(5) == 2.0
-    assert tasks.poll_interval(40) == 10.0
-    assert tasks.poll_interval(119) == 20.0
-    assert tasks.poll_interval(600) == 30.0
-    values = [tasks.poll_interval(age) for age in range(0, 400, 3)]
-    assert values == sorted(values), "the interval never shrinks as a task ages"
-
-
-def test_poll_interval_respects_configured_bounds():
-    assert tasks.poll_interval(0, lo=5, hi=60) == 5
-    assert tasks.poll_interval(10_000, lo=5, hi=60) == 60
-    assert tasks.poll_interval(10_000, lo=1, hi=8) == 8
-    # hi below lo is treated as lo
-    assert tasks.poll_interval(10_000, lo=10, hi=3) == 10
-
-
-def test_refresh_interval_is_the_fastest_unfinished_task_and_none_when_all_final():
-    items = [tracked(ID_A, status=TaskStatus.GENERATING, age=200), tracked(ID_B, status=TaskStatus.GENERATING, age=1)]
-    assert tasks.refresh_interval(items, T0) == 2.0
-    items = [tracked(ID_A, status=TaskStatus.SUCCESS, age=1), tracked(ID_B, status=TaskStatus.GENERATE_FAILED)]
-    assert tasks.refresh_interval(items, T0) is None
-    assert tasks.refresh_interval([], T0) is None
-    # A task never read yet needs reading.
-    assert tasks.refresh_interval([tracked(ID_A, age=500)], T0) == 30.0
-
-
-def test_failed_reads_back_off_and_unfixable_ones_stop_polling():
-    base = tracked(ID_A, status=TaskStatus.GENERATING, age=0)
-    assert tasks.task_interval(base, T0) == 2.0
-    flaky = tasks.TrackedTask(**{**base.__dict__, "failures": 2, "refresh_error": ServerError()})
-    assert tasks.task_interval(flaky, T0) == 5.0  # 2 * 2**2 = 8, snapped down to a step
-    gone = tasks.TrackedTask(**{**base.__dict__, "failures": 1, "refresh_error": NotFoundError()})
-    assert not gone.needs_polling
-    assert tasks.refresh_interval([gone], T0) is None
-
-
-def test_due_task_ids_respects_each_tasks_interval():
-    fresh = tracked(ID_A, status=TaskStatus.GENERATING, age=4, attempted_at=T0 - timedelta(seconds=1))
-    old = tracked(ID_B, status=TaskStatus.GENERATING, age=600, attempted_at=T0 - timedelta(seconds=10))
-    never = tracked(ID_C, age=1)
-    done = tracked("d" * 32, status=TaskStatus.SUCCESS, age=5)
-    assert tasks.due_task_ids([fresh, old, never, done], T0) == [ID_C]
-    later = T0 + timedelta(seconds=2)
-    assert tasks.due_task_ids([fresh, old, done], later) == [ID_A]
-    much_later = T0 + timedelta(seconds=25)
-    assert set(tasks.due_task_ids([fresh, old, done], much_later)) == {ID_A, ID_B}
-
-
-def test_a_task_is_due_when_the_timer_set_at_its_last_read_fires():
-    """The page timer runs at the pace chosen at the last read; a wake must read the task even
-    when the task's age has since moved it to a slower step (else every step-up wastes a wake and
-    doubles the gap before the user learns the task finished)."""
-    read_at = T0 - timedelta(seconds=2)
-    item = tracked(ID_A, status=TaskStatus.GENERATING, age=13.5, attempted_at=read_at)
-    pace_then = tasks.task_interval(item, read_at)
-    assert pace_then < tasks.task_interval(item, T0)  # the schedule stepped up meanwhile
-    assert (T0 - read_at).total_seconds() >= pace_then
-    assert tasks.due_task_ids([item], T0) == [ID_A]
-
-
-# --- applying reads --------------------------------------------------------------------------------
-
-
-def test_apply_batch_updates_marks_and_never_drops():
-    items = {i: tracked(i, status=TaskStatus.GENERATING, age=3) for i in (ID_A, ID_B, ID_C)}
-    done = Task(task_id=ID_A, status=TaskStatus.SUCCESS, result_urls=("https://x/r.mp4",))
-    batch = TaskBatch(tasks={ID_A: done}, errors={ID_B: ServerError()})
-    out = tasks.apply_batch(items, batch, T0)
-    assert list(out) == [ID_A, ID_B, ID_C]
-    assert out[ID_A].status is TaskStatus.SUCCESS and out[ID_A].refresh_error is None
-    assert out[ID_B].status is TaskStatus.GENERATING, "a failed read keeps the last known status"
-    assert isinstance(out[ID_B].refresh_error, ServerError) and out[ID_B].failures == 1
-    assert out[ID_C] is items[ID_C]
-
-
-def test_outage_only_when_every_read_failed_transiently():
-    assert tasks.is_outage(TaskBatch(errors={ID_A: ConnectError("x"), ID_B: MaintenanceError()}))
-    assert tasks.is_outage(TaskBatch(errors={ID_A: RateLimitError(), ID_B: RequestTimeout("t")}))
-    assert not tasks.is_outage(TaskBatch(errors={ID_A: NotFoundError()}))
-    ok = Task(task_id=ID_B, status=TaskStatus.GENERATING)
-    assert not tasks.is_outage(TaskBatch(tasks={ID_B: ok}, errors={ID_A: ServerError()}))
-    assert not tasks.is_outage(TaskBatch())
-
-
-# --- table ---------------------------------------------------------------------------------------
-
-
-def test_tasks_frame_has_readable_columns():
-    request = TaskRequest(prompt="make it night", video_url="https://h/in.mp4")
-    ok = Task(
-        task_id=ID_A,
-        status=TaskStatus.SUCCESS,
-        created_at=T0 - timedelta(seconds=30),
-        completed_at=T0 - timedelta(seconds=10),
-        result_urls=("https://h/out.mp4",),
-    )
-    failed = Task(task_id=ID_B, status=TaskStatus.GENERATE_FAILED, error_code=501, error_message="boom")
-    items = [
-        tasks.TrackedTask(ID_A, added_at=T0 - timedelta(seconds=31), request=request, task=ok),
-        tasks.TrackedTask(ID_B, added_at=T0 - timedelta(seconds=5), task=failed),
-        tasks.TrackedTask(ID_C, added_at=T0 - timedelta(seconds=5), refresh_error=RateLimitError()),
-        tracked("d" * 32, status=TaskStatus.GENERATING, age=5.4),
-    ]
-    frame = tasks.tasks_frame(items, T0)
-    assert list(frame.columns) == list(tasks.FRAME_COLUMNS)
-    assert list(frame["status"]) == ["Succeeded", "Generation failed", tasks.NOT_READ_LABEL, "Generating"]
-    assert frame.loc[0, "prompt"] == "make it night"
-    assert frame.loc[0, "duration"].total_seconds() == pytest.approx(20.0)
-    assert frame.loc[0, "result"] == "https://h/out.mp4"
-    assert frame.loc[0, "source"] == "https://h/in.mp4"
-    assert "501: boom" in frame.loc[1, "error"]
-    assert "Last refresh failed" in frame.loc[2, "error"]
-    assert frame.loc[0, "error"] == "", "a task without an error shows nothing, not None"
-    assert pd.isna(frame.loc[2, "duration"]), "a task never read has no duration"
-    assert frame.loc[3, "duration"].total_seconds() == 5.0, "running tasks show whole seconds so far"
-    assert str(frame["submitted"].dtype).startswith("datetime64")
-
-
-def test_tasks_frame_without_links_shows_file_names():
-    """Demo file URLs are dead links in the browser: the table shows their names instead."""
-    request = TaskRequest(prompt="p", video_url="http://luma-emulator.local/files/samples/rolling-hills.mp4")
-    ok = Task(task_id=ID_A, status=TaskStatus.SUCCESS, result_urls=("http://luma-emulator.local/files/results/x.mp4?t=1",))
-    frame = tasks.tasks_frame([tasks.TrackedTask(ID_A, added_at=T0, request=request, task=ok)], T0, links=False)
-    assert frame.loc[0, "source"] == "rolling-hills.mp4"
-    assert frame.loc[0, "result"] == "x.mp4"
-    assert not frame.astype(str).apply(lambda col: col.str.contains("luma-emulator.local")).any().any()
-
-
-def test_tasks_frame_empty_keeps_columns():
-    frame = tasks.tasks_frame([], T0)
-    assert list(frame.columns) == list(tasks.FRAME_COLUMNS) and frame.empty
-
-
-def test_status_counts():
-    items = [tracked(ID_A, status=TaskStatus.SUCCESS), tracked(ID_B, status=TaskStatus.SUCCESS), tracked(ID_C)]
-    assert tasks.status_counts(items) == {"Succeeded": 2, tasks.NOT_READ_LABEL: 1}
-
-
-# --- ids and query params ------------------------------------------------------------------------
-
-
-def test_parse_task_ids_sorts_valid_invalid_duplicates():
-    text = f"{ID_A}\n  {ID_B.upper()} \nnot-an-id\n{ID_A}\n\n{'f' * 31}\n{ID_C}"
-    parsed = tasks.parse_task_ids(text, existing=[ID_C])
-    assert parsed.valid == (ID_A, ID_B)
-    assert parsed.invalid == ("not-an-id", "f" * 31)
-    assert parsed.duplicates == (ID_A, ID_C)
-
-
-def test_query_param_round_trip_ignores_garbage():
-    assert tasks.decode_task_ids(tasks.encode_task_ids([ID_A, ID_B])) == [ID_A, ID_B]
-    assert tasks.decode_task_ids(f"{ID_A},<script>,{ID_A}") == [ID_A]
-    assert tasks.decode_task_ids(None) == []
-    assert tasks.decode_task_ids([ID_A, ID_B]) == [ID_A, ID_B]
-
-
-# --- exports -------------------------------------------------------------------------------------
-
-
-def _export_items():
-    request = TaskRequest(prompt='say "hi", twice', video_url="https://h/in.mp4", watermark="wm")
-    ok = Task(task_id=ID_A, status=TaskStatus.SUCCESS, created_at=T0, result_urls=("https://h/out.mp4",))
-    return [
-        tasks.TrackedTask(ID_A, added_at=T0, request=request, task=ok, source="upload", source_name="clip.mp4"),
-        tasks.TrackedTask(ID_B, added_at=T0, source="imported"),
-    ]
-
-
-def test_export_csv_round_trips():
-    rows = list(csv.DictReader(io.StringIO(tasks.export_csv(_export_items()).decode("utf-8"))))
-    assert [r["task_id"] for r in rows] == [ID_A, ID_B]
-    assert rows[0]["prompt"] == 'say "hi", twice'
-    assert rows[0]["status"] == "Succeeded" and rows[0]["result_url"] == "https://h/out.mp4"
-    assert rows[1]["status"] == tasks.NOT_READ_LABEL and rows[1]["prompt"] == ""
-    assert set(rows[0]) == set(tasks.EXPORT_FIELDS)
-
-
-def test_export_json_round_trips():
-    data = json.loads(tasks.export_json(_export_items()))
-    assert [t["task_id"] for t in data["tasks"]] == [ID_A, ID_B]
-    assert data["tasks"][0]["watermark"] == "wm"
-    assert data["tasks"][0]["submitted_at"] == "2026-01-01T12:00:00+00:00"
-    assert data["tasks"][1]["status_code"] is None
 
 
 # --- submit rule ---------------------------------------------------------------------------------
@@ -305,7 +99,7 @@ def _in_thread(ledger, key, request_id, send):
 
 
 def test_two_runs_of_one_click_send_once_and_share_the_answer():
-    ledger, send = CreateLedger(), _Sender(hold=True)
+    ledger, send = CreateOnce(), _Sender(hold=True)
     first, box = _in_thread(ledger, KEY, "click-1", send)
     assert send.started.wait(5)
     second, box2 = _in_thread(ledger, KEY, "click-1", send)  # a newer run of the same click
@@ -319,7 +113,7 @@ def test_two_runs_of_one_click_send_once_and_share_the_answer():
 
 
 def test_a_second_click_of_the_same_submission_gets_the_first_task():
-    ledger = CreateLedger()
+    ledger = CreateOnce()
     assert ledger.create_once(KEY, "click-1", _Sender(result=ID_A)).task_id == ID_A
     again = _Sender(result=ID_B)
     assert ledger.create_once(KEY, "click-2", again) == CreateOutcome(task_id=ID_A)
@@ -329,7 +123,7 @@ def test_a_second_click_of_the_same_submission_gets_the_first_task():
 
 
 def test_a_create_that_never_left_is_reported_to_its_run_and_sendable_by_the_next_click():
-    ledger = CreateLedger()
+    ledger = CreateOnce()
     refused = _Sender(error=ConnectError("refused"))
     outcome = ledger.create_once(KEY, "click-1", refused)
     assert outcome.state == "failed" and isinstance(outcome.error, ConnectError)
@@ -345,7 +139,7 @@ def test_a_create_that_never_left_is_reported_to_its_run_and_sendable_by_the_nex
     ids=["timeout", "malformed", "server-error", "unexpected"],
 )
 def test_a_create_that_may_exist_is_never_sent_again_by_another_click(error):
-    ledger = CreateLedger()
+    ledger = CreateOnce()
     outcome = ledger.create_once(KEY, "click-1", _Sender(error=error))
     expected = "failed" if isinstance(error, ServerError) else "unknown"
     assert outcome.state == expected
@@ -367,7 +161,7 @@ def test_outcomes_classify_errors_by_whether_the_request_left():
 
 
 def test_a_waiting_run_gives_up_with_unknown_not_a_resend():
-    ledger, send = CreateLedger(wait=0.05), _Sender(hold=True)
+    ledger, send = CreateOnce(wait=0.05), _Sender(hold=True)
     first, _ = _in_thread(ledger, KEY, "click-1", send)
     assert send.started.wait(5)
     assert ledger.create_once(KEY, "click-1", send) == CreateOutcome(maybe_created=True)
@@ -377,7 +171,7 @@ def test_a_waiting_run_gives_up_with_unknown_not_a_resend():
 
 
 def test_an_interrupted_create_call_counts_as_maybe_created():
-    ledger = CreateLedger()
+    ledger = CreateOnce()
     with pytest.raises(KeyboardInterrupt):
         ledger.create_once(KEY, "click-1", _Sender(error=KeyboardInterrupt()))
     assert ledger.create_once(KEY, "click-2", _Sender()).state == "unknown"
@@ -385,7 +179,7 @@ def test_an_interrupted_create_call_counts_as_maybe_created():
 
 def test_old_entries_are_forgotten():
     now = [0.0]
-    ledger = CreateLedger(keep=60.0, clock=lambda: now[0])
+    ledger = CreateOnce(keep=60.0, clock=lambda: now[0])
     ledger.create_once(KEY, "click-1", _Sender(result=ID_A))
     now[0] = 61.0
     assert ledger.create_once(KEY, "click-2", _Sender(result=ID_B)).task_id == ID_B

@@ -1,0 +1,206 @@
+"""The server's shared services, one set per process and configuration: ledger, keys, tracker, emulator.
+
+Everything a page, the web edge, the tracker and the headless ``track`` command share lives in
+one :class:`Studio`, built on first use for a :class:`~studio.config.DeploymentConfig` and kept
+in process memory (outside Streamlit's caches, which any browser can empty). Nothing here
+imports Streamlit: the dashboard hands in its configuration, the headless tracker reads the same
+secrets file itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from luma import AsyncLumaClient, RetryPolicy
+from luma.egress import EgressPolicy, GuardedTransports
+from luma.emulator import Emulator, EmulatorConfig
+
+from .config import DeploymentConfig, host_of
+from .creates import SettleQueue
+from .keys import KeyRing
+from .registry import Registry
+from .schedule import Schedule
+from .tracker import Route, Tracker
+
+__all__ = ["DEMO_KEY", "Studio", "shutdown_all", "studio_for"]
+
+_LOG = logging.getLogger("luma.studio")
+
+DEMO_KEY = "demo"
+"""The key demo mode sends to its in-process emulator (any key works there)."""
+
+INTERRUPTED_AFTER = 90.0
+"""Seconds after which a create still being sent is taken for interrupted (its process died)."""
+
+# The tracker is not on a page's path: it can wait longer for an answer than a page can.
+_TRACKER_TIMEOUT = 10.0
+_TRACKER_RETRY = RetryPolicy(max_attempts=2, max_delay=1.0, max_total=8.0)
+
+
+class Studio:
+    """The shared services of one configuration (see the module docstring)."""
+
+    def __init__(self, config: DeploymentConfig) -> None:
+        from .ledger import Ledger
+
+        self.config = config
+        self.keys = KeyRing()
+        if config.api_key:
+            self.keys.add(config.api_key)
+        self.policy = EgressPolicy(allow_hosts=frozenset(config.network_hosts))
+        self.network = GuardedTransports(self.policy)
+        """The guarded way out, for everything the server fetches for users (sync and async)."""
+        if config.database_url.startswith("sqlite:///"):
+            Path(config.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.ledger = Ledger(config.database_url)
+        self._migrated = False
+        self._emulator: Emulator | None = None
+        self._lock = threading.Lock()
+        self.settles = SettleQueue()
+        """Create answers the ledger could not take at once (written by the tracker's next cycle)."""
+        self.tracker = Tracker(self.ledger, self.route_for, before_cycle=self._housekeeping)
+        self.wrap: Callable[[Any], Any] = lambda transport: transport
+        """Wraps the transports the tracker reads through (a test seam; identity otherwise)."""
+        self._swept_at = 0.0
+
+    # -- the ledger ------------------------------------------------------------------------------
+
+    def ready(self) -> None:
+        """Migrate the ledger (once) and sweep creates a dead process left unanswered.
+
+        Raises the ledger's ``LedgerUnavailable`` when the database cannot be reached; callers
+        show a banner and try again on the next page.
+        """
+        with self._lock:
+            if self._migrated:
+                return
+            self.ledger.migrate()
+            self._migrated = True
+        self._sweep()
+
+    def _sweep(self) -> None:
+        # A create still "creating" long after any create could take (the limiter's wait plus the
+        # create's own timeout) was cut off by a dying process: its outcome is unknown.
+        swept = self.ledger.mark_interrupted_creates(timedelta(seconds=INTERRUPTED_AFTER))
+        if swept:
+            _LOG.warning("%d create(s) were interrupted: marked 'outcome unknown'.", swept)
+
+    def _housekeeping(self) -> None:
+        if len(self.settles):
+            self.settles.flush(self.ledger)
+        now = time.monotonic()
+        if now - self._swept_at > 10.0:
+            self._swept_at = now
+            self._sweep()
+
+    def ensure_tracking(self) -> Tracker:
+        """The tracker, started if it is not running (idempotent; the lifespan or a first page)."""
+        self.ready()
+        self.tracker.start()
+        return self.tracker
+
+    # -- the demo emulator -----------------------------------------------------------------------
+
+    def emulator(self) -> Emulator:
+        """The demo emulator, built once and kept in the data folder across restarts."""
+        with self._lock:
+            if self._emulator is None:
+                options = dict(self.config.demo_options)
+                allowed = set(options.get("allow_hosts", ())) | set(self.config.network_hosts)
+                options["allow_hosts"] = tuple(sorted(allowed))
+                config = EmulatorConfig(data_dir=self.config.emulator_dir, **options)
+                _LOG.info("Starting the demo emulator (data folder: %s).", self.config.emulator_dir)
+                emulator = Emulator(config)
+                # Draw missing sample clips in the background, one at a time, the one Submit
+                # shows first; they are kept in the data folder, so only a first start does this.
+                clips = emulator.samples()
+                emulator.prepare_samples(first=clips[0].slug if clips else None)
+                self._emulator = emulator
+            return self._emulator
+
+    def demo_transport(self) -> Any:
+        """The emulator's transport; a file on any other host goes out through the guard."""
+        return self.emulator().transport(network=self.network)
+
+    # -- routes for the tracker ------------------------------------------------------------------
+
+    def schedule(self, demo: bool) -> Schedule:
+        """The reading schedule of one mode."""
+        return Schedule(lo=self.config.first_read(demo), hi=self.config.refresh_max)
+
+    def route_for(self, row: Any) -> Route | str:
+        """How the tracker reads ``row``, or why this process cannot (the task is parked)."""
+        if row.mode == "demo":
+            transport = self.wrap(self.demo_transport())
+            return Route(
+                key=("demo",),
+                client=lambda: AsyncLumaClient(
+                    DEMO_KEY, transport=transport, timeout=_TRACKER_TIMEOUT, retry=_TRACKER_RETRY
+                ),
+                schedule=self.schedule(True),
+            )
+        api_key = self.keys.get(row.key_ref)
+        if api_key is None:
+            return "key"
+        api_base = row.api_base or self.config.api_base
+        if row.key_ref == self.config.key_ref and host_of(api_base) not in self.config.key_hosts:
+            # Never: submit refuses it. But the deployment's key goes nowhere else, whatever a row says.
+            return "base"
+        network = self.wrap(self.network)
+        return Route(
+            key=("live", row.key_ref, api_base),
+            client=lambda: AsyncLumaClient(
+                api_key,
+                api_base=api_base,
+                upload_base=self.config.upload_base,
+                transport=network,
+                timeout=_TRACKER_TIMEOUT,
+                retry=_TRACKER_RETRY,
+            ),
+            schedule=self.schedule(False),
+        )
+
+    def add_key(self, api_key: str) -> str:
+        """Keep a session's key in memory so its tasks are tracked; wakes tasks waiting for it."""
+        ref, new = self.keys.add(api_key)
+        if new:
+            try:
+                if self.ledger.unpark(ref):
+                    self.tracker.nudge()
+            except Exception as err:  # noqa: BLE001 - the key is kept; parked tasks wait for the next try
+                _LOG.warning("Could not wake tasks waiting for a key (%s).", type(err).__name__)
+        return ref
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the tracker, then close the emulator, the network pools and the ledger."""
+        self.tracker.stop()
+        with self._lock:
+            emulator, self._emulator = self._emulator, None
+        if emulator is not None:
+            emulator.close()
+        self.network.close()
+        self.ledger.close()
+
+    def __repr__(self) -> str:
+        return f"Studio(database={self.config.database_url.split('@')[-1]!r}, tracker={self.tracker!r})"
+
+
+_STUDIOS = Registry(max_entries=8)
+
+
+def studio_for(config: DeploymentConfig) -> Studio:
+    """The process's services for this configuration (built once)."""
+    return _STUDIOS.get(config.identity, lambda: Studio(config), Studio.close)
+
+
+def shutdown_all() -> None:
+    """Close every studio of this process (server shutdown, tests)."""
+    _STUDIOS.clear()
