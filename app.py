@@ -3,11 +3,13 @@
 The server of the Luma video studio: ``st.App`` serves the dashboard script (``dashboard.py``,
 where the gate, navigation and pages are) behind the web edge (``studio.edge``: the browser-id
 cookie, and ``/media/`` only for browsers past the access gate). The lifespan runs once per
-server process.
+server process: it opens the task ledger and starts the tracker that follows every task, so
+tasks are followed from the moment the server is up, whether or not anyone has a tab open.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +19,8 @@ from starlette.middleware import Middleware
 
 from studio.access import GRANTS
 from studio.edge import EdgeMiddleware
+
+_LOG = logging.getLogger("luma.server")
 
 
 def _base_path() -> str:
@@ -28,14 +32,29 @@ def _base_path() -> str:
 @asynccontextmanager
 async def lifespan(app: Any) -> AsyncIterator[None]:
     # Imported here: the runtime exists once the server starts, not when this module is loaded.
+    import anyio
     from streamlit.runtime import Runtime
 
-    from pages._support.runtime import quiet_protocol_errors
+    from pages._support.runtime import quiet_protocol_errors, secrets_table
+    from studio.config import DeploymentConfig
+    from studio.service import shutdown_all, studio_for
 
     # A media grant lasts as long as one of its browser's sessions is connected.
     GRANTS.set_liveness(Runtime.instance().is_active_session)
     quiet_protocol_errors()
-    yield None
+
+    def start_tracking() -> None:
+        try:
+            studio_for(DeploymentConfig.from_sources(secrets_table())).ensure_tracking()
+        except Exception as err:  # noqa: BLE001 - the pages say what is wrong and try again
+            _LOG.warning("The task ledger could not be opened at start-up (%s); pages will retry.", err)
+
+    # In a worker thread: opening and migrating the database must not hold up the event loop.
+    await anyio.to_thread.run_sync(start_tracking)
+    try:
+        yield None
+    finally:
+        await anyio.to_thread.run_sync(shutdown_all)
 
 
 app = st.App(

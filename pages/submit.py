@@ -172,6 +172,7 @@ def act_on_request() -> None:
         "watermark": inputs.watermark,
         "source": inputs.source,
         "source_name": inputs.source_name,
+        "sender": service.tracker.process_id,
     }
 
     def send() -> str:

@@ -10,6 +10,8 @@ secrets file itself.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -85,9 +87,11 @@ class Studio:
         self._sweep()
 
     def _sweep(self) -> None:
-        # A create still "creating" long after any create could take (the limiter's wait plus the
-        # create's own timeout) was cut off by a dying process: its outcome is unknown.
-        swept = self.ledger.mark_interrupted_creates(timedelta(seconds=INTERRUPTED_AFTER))
+        # A create still "creating" whose sending process on this host is gone, or long after any
+        # create could take (the limiter's wait plus the create's own timeout) was cut off by a
+        # dying process: its outcome is unknown.
+        swept = self.ledger.mark_orphaned_creates(socket.gethostname(), _pid_alive)
+        swept += self.ledger.mark_interrupted_creates(timedelta(seconds=INTERRUPTED_AFTER))
         if swept:
             _LOG.warning("%d create(s) were interrupted: marked 'outcome unknown'.", swept)
 
@@ -191,6 +195,18 @@ class Studio:
 
     def __repr__(self) -> str:
         return f"Studio(database={self.config.database_url.split('@')[-1]!r}, tracker={self.tracker!r})"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 _STUDIOS = Registry(max_entries=8)

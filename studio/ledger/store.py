@@ -196,8 +196,13 @@ class Ledger:
         watermark: str | None = None,
         source: str | None = None,
         source_name: str | None = None,
+        sender: str | None = None,
     ) -> CreateClaim:
-        """Write the create down before sending it; only the claim with ``mine=True`` may send."""
+        """Write the create down before sending it; only the claim with ``mine=True`` may send.
+
+        ``sender`` names the process sending it (``host:pid:...``), kept in ``lease_owner`` while
+        the create is out, so a restart on the same host can tell at once that it was cut off.
+        """
         _check_choice("mode", mode, MODES)
         if not request_key:
             raise ValueError("begin_create needs a request key.")
@@ -218,6 +223,7 @@ class Ledger:
             "api_base": api_base,
             "created_at": self._clock(),
             "failures": 0,
+            "lease_owner": sender,
         }
         statement = (
             self._insert().values(**values).on_conflict_do_nothing(index_elements=["request_key"]).returning(*tasks.c)
@@ -245,7 +251,7 @@ class Ledger:
         """
         _check_choice("state", state, ("created", "failed", "unknown"))
         now = self._clock()
-        values: dict[str, Any] = {"state": state, "submitted_at": now, "create_error": create_error}
+        values: dict[str, Any] = {"state": state, "submitted_at": now, "create_error": create_error, "lease_owner": None}
         if state == "created":
             if not task_id:
                 raise ValueError("settle_create(state='created') needs the task id.")
@@ -286,6 +292,32 @@ class Ledger:
             .values(state="unknown", create_error=INTERRUPTED_CREATE, next_check_at=None)
         )
         with self.transaction(write=True) as conn:
+            return conn.execute(statement).rowcount
+
+    def mark_orphaned_creates(self, host: str, alive: Callable[[int], bool]) -> int:
+        """Rows still "creating" that a dead process on ``host`` was sending become "unknown".
+
+        ``alive(pid)`` says whether a process runs; senders on other hosts are left to the age
+        rule of :meth:`mark_interrupted_creates`.
+        """
+        with self.transaction(write=True) as conn:
+            rows = conn.execute(
+                sa.select(tasks.c.id, tasks.c.lease_owner).where(
+                    tasks.c.state == "creating", tasks.c.lease_owner.like(f"{host}:%")
+                )
+            ).all()
+            dead = []
+            for row_id, sender in rows:
+                parts = str(sender).split(":")
+                if len(parts) >= 2 and parts[1].isdigit() and not alive(int(parts[1])):
+                    dead.append(row_id)
+            if not dead:
+                return 0
+            statement = (
+                sa.update(tasks)
+                .where(tasks.c.id.in_(dead), tasks.c.state == "creating")
+                .values(state="unknown", create_error=INTERRUPTED_CREATE, next_check_at=None, lease_owner=None)
+            )
             return conn.execute(statement).rowcount
 
     def adopt(self, request_key: str, task_id: str) -> TaskRow:
