@@ -130,9 +130,14 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
                        on_change=clear_selection)
 
 
-@st.fragment(run_every=2.0)
+# While tasks run, the view re-reads the ledger every second (an open page then shows what the
+# tracker learnt within a second); otherwise every few seconds, for a teammate's new tasks.
+running = any(service.ledger.counts(query()).get(label, 0) for label in PENDING)
+
+
+@st.fragment(run_every=1.0 if running else 5.0)
 def live_list() -> None:
-    """The counts, the table and the selected task, re-read from the ledger every 2 s (no provider call)."""
+    """The counts, the table and the selected task, re-read from the ledger (never the provider)."""
     try:
         draw_list()
     except LedgerUnavailable as err:

@@ -1,10 +1,12 @@
 """When the tracker reads a task again: soon after it starts, then every half minute at most.
 
 A task is read first ``lo`` seconds after it was submitted; after that the gap grows with the
-task's age (``age * growth``) up to ``hi``. With the live defaults (10 s, 29 s) a task that takes
-minutes costs about a third of the reads of a fixed 10-second poll, and the tracker learns that
-it finished at most 29 seconds after the provider did: the provider advises one read per 30 s, and
-one second is left for the read itself. Demo tasks finish in seconds, so demo mode starts at 2 s.
+task's age (``age * growth``) up to ``hi``. With the live defaults (20 s, 29 s) a task that takes
+minutes costs about a third of the reads of a fixed 10-second poll (0.35x for 15-minute tasks;
+the provider's tasks take 2-20 minutes, so an earlier first read mostly buys nothing), and the
+tracker learns that it finished at most 29 seconds after the provider did: the provider advises
+one read per 30 s, and a second is left for the read itself and an open page's own refresh. Demo
+tasks finish in seconds, so demo mode starts at 2 s.
 
 A read that failed backs off (doubling per consecutive failure, up to a few minutes: a provider
 that is down is not helped by being asked more). A task whose outcome will also arrive by
@@ -23,7 +25,7 @@ __all__ = [
     "Schedule",
 ]
 
-LIVE_MIN = 10.0
+LIVE_MIN = 20.0
 """Seconds to the first read of a live task (the provider takes minutes)."""
 DEMO_MIN = 2.0
 """Seconds to the first read of a demo task (the emulator takes seconds)."""
@@ -31,7 +33,7 @@ MAX_INTERVAL = 29.0
 """Longest gap between reads: the provider's advised 30 s, less a second for the read itself."""
 CALLBACK_FALLBACK = 300.0
 """Gap between reads of a task whose outcome a callback will bring (a safety net only)."""
-_GROWTH = 2.0
+_GROWTH = 3.0
 _MAX_BACKOFF = 240.0
 
 

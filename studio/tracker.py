@@ -172,10 +172,14 @@ class Tracker:
         if groups:
             results = asyncio.run(self._read(list(groups.values())))
             outage_errors = 0
-            for route, group, batch, read_started in results:
-                for row in group:
-                    self._apply(route, row, batch, read_started, report)
-                outage_errors += sum(1 for err in batch.errors.values() if _is_outage(err))
+            # The cycle's answers in one transaction, successful reads in one statement (not N commits).
+            reads: list[tuple[Task, datetime, datetime | None]] = []
+            with self.ledger.batch():
+                for route, group, batch, read_started in results:
+                    for row in group:
+                        self._apply(route, row, batch, read_started, report, reads)
+                    outage_errors += sum(1 for err in batch.errors.values() if _is_outage(err))
+                self.ledger.record_reads(reads, now=self.clock())
             if report.failed and not report.read and outage_errors == report.failed:
                 report.outage = "The provider did not answer the tracker's reads."
         report.seconds = time.monotonic() - clock_start
@@ -193,7 +197,15 @@ class Tracker:
 
         return await asyncio.gather(*(one(route, rows) for route, rows in groups))
 
-    def _apply(self, route: Route, row: Any, batch: TaskBatch, read_started: datetime, report: CycleReport) -> None:
+    def _apply(
+        self,
+        route: Route,
+        row: Any,
+        batch: TaskBatch,
+        read_started: datetime,
+        report: CycleReport,
+        reads: list[tuple[Task, datetime, datetime | None]],
+    ) -> None:
         now = self.clock()
         base = row.submitted_at_best
         task: Task | None = batch.tasks.get(row.task_id)
@@ -202,13 +214,10 @@ class Tracker:
             next_check = None if final else route.schedule.next_check(
                 task.created_at or base, read_started, callback=bool(getattr(row, "callback_token", None))
             )
-            changed = self.ledger.record_read(
-                row.task_id, task, now=now, read_started=read_started, next_check_at=next_check
-            )
+            reads.append((task, read_started, next_check))
             report.read += 1
             if final:
                 report.finished += 1
-            if changed:
                 report.changed.append(row.task_id)
             return
         error = batch.errors.get(row.task_id)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -115,6 +116,7 @@ class Ledger:
         if self.url.get_backend_name() not in ("sqlite", "postgresql"):
             raise LedgerUnavailable(f"The ledger supports SQLite and Postgres, not {self.url.get_backend_name()}.")
         self._engine: Engine = make_engine(self.url, busy_timeout=busy_timeout)
+        self._local = threading.local()
         self._clock = clock
         self._postgres = self.url.get_backend_name() == "postgresql"
 
@@ -138,13 +140,32 @@ class Ledger:
     def transaction(self, *, write: bool = False) -> Iterator[Connection]:
         """One short transaction on a pooled connection, committed on exit (for this package and tests).
 
-        ``write=True`` when it will write: on SQLite it then takes the write lock at BEGIN.
+        ``write=True`` when it will write: on SQLite it then takes the write lock at BEGIN. Inside
+        :meth:`batch` (same thread), it joins the batch's transaction instead.
         """
+        joined = getattr(self._local, "conn", None)
+        if joined is not None:
+            yield joined
+            return
         with translate_errors(self.url), self._engine.connect() as conn:
             if write:
                 conn.execution_options(**{WRITE: True})
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run this thread's ledger writes in one transaction (the tracker writes a cycle's answers
+        at once: one commit instead of one per task). All or nothing; nests harmlessly."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self.transaction(write=True) as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
 
     def _insert(self) -> Any:
         """An INSERT that understands ON CONFLICT on this backend (both spell it the same)."""
@@ -510,6 +531,75 @@ class Ledger:
             if not changed and lease_owner is not None:
                 self._end_lease(conn, task_id, lease_owner)
         return changed
+
+    def record_reads(self, reads: Sequence[tuple[Task, datetime, datetime | None]], *, now: datetime) -> None:
+        """Write many successful reads in one statement (the tracker's cycle): ``(task, read
+        started, next check)`` each, with exactly :meth:`record_read`'s rules (a final status is
+        never overwritten, an older read never applied, a nudge made meanwhile kept)."""
+        if not reads:
+            return
+        c = tasks.c
+        started = sa.bindparam("b_started", type_=c.checked_at.type)
+        planned = sa.bindparam("b_next", type_=c.next_check_at.type)
+        nudged = sa.and_(c.next_check_at > started, c.next_check_at < planned)
+
+        def keep(column: str) -> Any:
+            # A submitted task keeps its own request; an imported one learns it from the read.
+            return sa.func.coalesce(c[column], sa.bindparam(f"b_{column}", type_=c[column].type))
+
+        statement = (
+            sa.update(tasks)
+            .where(
+                c.task_id == sa.bindparam("b_task_id"),
+                # _open_status() spelled without IN (executemany takes no expanding parameters).
+                sa.or_(c.status.is_(None), c.status == int(TaskStatus.GENERATING)),
+                sa.or_(c.checked_at.is_(None), c.checked_at <= started),
+            )
+            .values(
+                status=sa.bindparam("b_status"),
+                result_urls=sa.bindparam("b_result_urls"),
+                origin_url=sa.bindparam("b_origin_url"),
+                error_code=sa.bindparam("b_error_code"),
+                error_message=sa.bindparam("b_error_message"),
+                checked_at=now,
+                attempted_at=now,
+                failures=0,
+                read_error=None,
+                read_error_retryable=None,
+                lease_owner=None,
+                lease_until=None,
+                next_check_at=sa.case((planned.is_(None), None), (nudged, c.next_check_at), else_=planned),
+                provider_created_at=sa.func.coalesce(sa.bindparam("b_created", type_=c.provider_created_at.type), c.provider_created_at),
+                completed_at=sa.func.coalesce(sa.bindparam("b_completed", type_=c.completed_at.type), c.completed_at),
+                prompt=keep("prompt"),
+                video_url=keep("video_url"),
+                callback_url=keep("callback_url"),
+                watermark=keep("watermark"),
+            )
+        )
+        params = []
+        for task, read_started, next_check in reads:
+            request = task.request
+            params.append(
+                {
+                    "b_task_id": task.task_id,
+                    "b_started": read_started,
+                    "b_next": None if task.status.is_final else next_check,
+                    "b_status": int(task.status),
+                    "b_result_urls": json.dumps(list(task.result_urls)),
+                    "b_origin_url": task.origin_url,
+                    "b_error_code": str(task.error_code) if task.error_code is not None else None,
+                    "b_error_message": task.error_message,
+                    "b_created": task.created_at,
+                    "b_completed": task.completed_at,
+                    "b_prompt": (request.prompt or None) if request else None,
+                    "b_video_url": (request.video_url or None) if request else None,
+                    "b_callback_url": request.callback_url if request else None,
+                    "b_watermark": request.watermark if request else None,
+                }
+            )
+        with self.transaction(write=True) as conn:
+            conn.execute(statement, params)
 
     def record_read_failure(
         self,

@@ -234,3 +234,24 @@ def test_a_create_left_by_a_dead_process_on_this_host_is_unknown_at_once(ledger,
     assert ledger.get(request_key="click-dead").next_check_at is None
 
 
+
+
+def test_the_cycles_bulk_write_keeps_a_nudge_made_during_the_read_and_ignores_older_reads(ledger, clock, make_task):
+    make_task(0)
+    make_task(1)
+    first = Task(task_id=task_id(0), status=TaskStatus.GENERATING)
+    ledger.record_reads([(first, clock.now, clock.now + timedelta(seconds=29))], now=clock.now)
+    clock.advance(29)
+    started = clock.now  # the next read goes out: the tracker holds the row while it reads
+    assert task_id(0) in [r.task_id for r in ledger.claim_due(now=started, limit=2, lease_owner="t", lease_seconds=60)]
+    clock.advance(1)
+    ledger.nudge(task_id(0), clock.now)  # a callback arrived while the read was out
+    later = clock.now + timedelta(seconds=29)
+    generating = Task(task_id=task_id(0), status=TaskStatus.GENERATING)
+    ledger.record_reads([(generating, started, later)], now=clock.now)
+    assert ledger.get(task_id=task_id(0)).next_check_at == clock.now, "the nudge wins over the planned read"
+    # A read of task 1 that started before its last successful read is not applied.
+    ledger.record_reads([(Task(task_id=task_id(1), status=TaskStatus.SUCCESS), clock.now, None)], now=clock.now)
+    old = Task(task_id=task_id(1), status=TaskStatus.GENERATING)
+    ledger.record_reads([(old, started, later)], now=clock.now)
+    assert ledger.get(task_id=task_id(1)).status is TaskStatus.SUCCESS

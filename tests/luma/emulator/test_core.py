@@ -94,7 +94,9 @@ def test_admin_paths(make_emulator: Callable[..., Emulator]) -> None:
     create(emulator)
     stats = envelope(call(emulator, "GET", "/_emulator/stats", key=None))
     assert stats == {"creates": 1, "tasks": {"GENERATING": 1, "SUCCESS": 0, "CREATE_TASK_FAILED": 0,
-                                             "GENERATE_FAILED": 0, "CALLBACK_FAILED": 0}}
+                                             "GENERATE_FAILED": 0, "CALLBACK_FAILED": 0},
+                     "requests": {"creates": 1, "credits": 0, "download_urls": 0, "files": 0, "other": 0,
+                                  "reads": 0, "uploads": 0}}
     changed = call(emulator, "POST", "/_emulator/config", key=None, json_body={"processing_delay": 0.5})
     assert changed.status == 200 and envelope(changed)["processing_delay"] == 0.5
     assert emulator.config.processing_delay == 0.5
