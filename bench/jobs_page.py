@@ -67,6 +67,7 @@ def run(options: Options) -> Result:
     from streamlit.testing.v1 import AppTest
 
     from pages._support import runtime
+    from studio.service import studio_for
 
     sizes, repeats = _sizes(options)
     result.notes.append(
@@ -87,7 +88,7 @@ def run(options: Options) -> Result:
             at.session_state[runtime.BROWSER] = OWNER
             at.run()
             at.switch_page("pages/jobs.py")
-            ledger = runtime.studio_for(runtime.deployment()).ledger
+            ledger = studio_for(runtime.deployment()).ledger
 
             def timed() -> float:
                 at.run()  # warm-up

@@ -16,6 +16,7 @@ from typing import Any
 from .config import DEFAULT_PUBLIC_BASE, EmulatorConfig
 from .core import Emulator
 from .server import EmulatorServer
+from .store import DataDirInUse
 
 KEY_ENV = "LUMA_EMULATOR_API_KEY"
 SIGNING_KEY_ENV = "LUMA_EMULATOR_SIGNING_KEY"
@@ -67,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--public-base", default=None,
                      help="origin of the file URLs handed out (default: http://HOST:PORT)")
     net.add_argument("--data-dir", type=Path, default=None,
-                     help="where uploads, results, samples and creates.jsonl are kept (default: a temp dir, "
-                          "deleted on exit)")
+                     help="where uploads, results, samples, creates.jsonl and the emulator's state are kept; "
+                          "a restart on the same dir answers for every task it knew; one emulator per dir "
+                          "(default: a temp dir, deleted on exit)")
     net.add_argument("--verbose", action="store_true",
                      help="print one line per request (method, path, status; never headers)")
     net.add_argument("--allow-host", dest="allow_hosts", action="append", default=None, metavar="HOST",
@@ -119,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     faults = parser.add_argument_group("faults")
     faults.add_argument("--latency", type=_seconds, default=d.latency, help="seconds added to every request")
+    faults.add_argument("--answer-delay", type=_seconds, default=d.answer_delay,
+                        help="seconds an accepted create's answer is held back after the task is created and "
+                             "charged (a create whose answer is lost); other requests are not held")
     faults.add_argument("--rate-429", type=_rate, default=d.rate_429, help="probability a read answers 429")
     faults.add_argument("--rate-500", type=_rate, default=d.rate_500, help="probability a read answers 500")
     faults.add_argument("--rate-timeout", type=_rate, default=d.rate_timeout,
@@ -175,7 +180,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         "credits", "credits_per_task", "create_limit", "create_window", "processing_delay", "failure_rate",
         "create_failure_rate", "workers", "seed", "max_video_seconds", "max_video_bytes", "sample_seconds",
         "error_style", "response_while_generating", "error_code_type", "upload_shape", "callback_failure_code",
-        "retry_after", "latency", "rate_429", "rate_500", "rate_timeout", "rate_malformed", "fault_creates",
+        "retry_after", "latency", "answer_delay", "rate_429", "rate_500", "rate_timeout", "rate_malformed", "fault_creates",
         "timeout_seconds", "maintenance", "feature_disabled", "reject_bare_user_agent", "callback_retries", "callback_backoff",
         "callback_timeout",
     ):
@@ -194,7 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    emulator = Emulator(config)
+    try:
+        emulator = Emulator(config)
+    except DataDirInUse as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
     try:
         try:
             server = EmulatorServer(emulator, args.host, args.port, verbose=args.verbose)

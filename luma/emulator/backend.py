@@ -33,8 +33,15 @@ and callback transports are :func:`luma.egress.guarded_transport` s, which check
 before any request. ``EmulatorConfig.allow_hosts`` names the exceptions (a test server on
 127.0.0.1, an internal file host).
 
+State survives a restart, as the provider's does: every task, credit balance, upload and download
+link is written to ``data_dir/state`` when it changes (see :mod:`luma.emulator.store`), and a new
+emulator on the same data dir loads it and picks up the work the previous one left unfinished: a
+render cut off is rendered again from its origin file, a callback cut off is delivered again (the
+spec allows a task to be delivered more than once). Only the create rate window starts afresh.
+One live emulator per data dir: a second one raises :class:`~luma.emulator.store.DataDirInUse`.
+
 The API key is only ever hashed (to keep each key's credits, rate window and tasks apart); it is
-never stored, logged or written to ``creates.jsonl``.
+never stored, logged or written to ``creates.jsonl`` or the state files.
 """
 
 from __future__ import annotations
@@ -85,6 +92,7 @@ from ..egress import AddressRefused, guarded_transport, refusal_of
 from ..models import TaskStatus
 from .config import FETCH_TIMEOUT, URL_UPLOAD_TIMEOUT, VIDEO_TYPES, EmulatorConfig, SampleClip
 from .delivery import CallbackSender, failure_body, success_body
+from .store import StateStore, count_lines
 from .wire import EmulatorRequest, EmulatorResponse, json_response, parse_multipart, parse_range, text_response
 
 log = logging.getLogger(__name__)
@@ -133,6 +141,23 @@ class _Task:
     callback_outcome: str | None = None
 
     @property
+    def callback_pending(self) -> bool:
+        """A callback was due and has not settled (a run that stopped meanwhile sends it again)."""
+        if not self.callback_url or self.callback_outcome is not None:
+            return False
+        return self.delivering or self.status in (TaskStatus.GENERATE_FAILED, TaskStatus.CREATE_TASK_FAILED)
+
+    def to_record(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "status": int(self.status)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> _Task:
+        known = {f.name for f in dataclasses.fields(cls)}
+        task = cls(**{k: v for k, v in record.items() if k in known})
+        task.status = TaskStatus(int(record["status"]))
+        return task
+
+    @property
     def param_json(self) -> str:
         return json.dumps(
             {
@@ -160,11 +185,29 @@ class _Upload:
     def expires(self) -> float:
         return self.uploaded + UPLOAD_LIFETIME_SECONDS
 
+    def to_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> _Upload:
+        return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls)})
+
 
 @dataclass
 class _Link:
     rel: str
     expires: float
+
+    def to_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> _Link:
+        return cls(str(record["rel"]), float(record["expires"]))
+
+
+#: Request counters of :meth:`EmulatorBackend.stats`, by operation.
+_OPERATIONS = ("creates", "credits", "download_urls", "files", "other", "reads", "uploads")
 
 
 # --- the emulator --------------------------------------------------------------------------------
@@ -219,8 +262,14 @@ class EmulatorBackend:
             self._own_dir = False
             self.data_dir = Path(self.config.data_dir).resolve()
             self.data_dir.mkdir(parents=True, exist_ok=True)
+        # First: a second emulator on this dir must fail before it touches anything.
+        self._store = StateStore(self.data_dir)
         for sub in ("origin", "results", "uploads", "samples", "tmp"):
             (self.data_dir / sub).mkdir(exist_ok=True)
+        for stale in (self.data_dir / "tmp").iterdir():
+            # Half-written inputs, renders and uploads of a run that died; nobody else uses the dir.
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
         self._creates_log = self.data_dir / "creates.jsonl"
 
         self._lock = threading.RLock()
@@ -232,11 +281,17 @@ class EmulatorBackend:
         self._plan_rng = random.Random(None if seed is None else seed + 1)
         self._fault_rng = random.Random(None if seed is None else seed + 2)
         self._tasks: dict[str, _Task] = {}
+        # The GENERATING ones, which :meth:`_advance` looks at on every read: the stored tasks of
+        # earlier runs pile up in a long-lived data dir, and finished ones never change again.
+        self._unsettled: dict[str, _Task] = {}
         self._credits: dict[str, int] = {}
         self._windows: dict[str, collections.deque[float]] = {}
         self._uploads: dict[str, _Upload] = {}
         self._links: dict[str, _Link] = {}
         self._create_count = 0
+        # Requests per operation since this emulator started, answered or not (not persisted).
+        self._requests = dict.fromkeys(_OPERATIONS, 0)
+        self._count_lock = threading.Lock()
         # The sample thread's work: clips to render in order, the one being rendered, and why
         # a clip last failed (for the requests waiting on it). All guarded by ``_lock``.
         self._sample_queue: list[str] = []
@@ -269,6 +324,8 @@ class EmulatorBackend:
         self._renderers = ThreadPoolExecutor(self.config.workers, thread_name_prefix="luma-emulator-render")
         self._deliverers = ThreadPoolExecutor(4, thread_name_prefix="luma-emulator-callback")
         self._ticker: threading.Thread | None = None
+        with self._lock:
+            self._recover()
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -354,7 +411,7 @@ class EmulatorBackend:
         return self._await_sample(slug, self.config.sample_wait)
 
     def create_count(self) -> int:
-        """Creates accepted since this emulator started (each also a line in ``creates.jsonl``)."""
+        """Creates accepted in this data dir: the lines of ``creates.jsonl``, so a restart continues the count."""
         with self._lock:
             return self._create_count
 
@@ -364,13 +421,21 @@ class EmulatorBackend:
         return self._creates_log
 
     def stats(self) -> dict[str, Any]:
-        """``{"creates": n, "tasks": {status name: count}}`` (also ``GET /_emulator/stats``)."""
+        """Counts, also ``GET /_emulator/stats``: ``{"creates": n, "tasks": {...}, "requests": {...}}``.
+
+        ``creates`` is :meth:`create_count`; ``tasks`` counts the tasks by status name;
+        ``requests`` counts the requests this emulator received since it started, answered or
+        not, by operation: ``reads`` (record-info), ``creates``, ``credits``, ``download_urls``,
+        ``uploads`` (all three kinds), ``files`` (``/files/``) and ``other`` (unknown paths).
+        """
         with self._lock:
             self._advance()
             counts = {status.name: 0 for status in TaskStatus}
             for task in self._tasks.values():
                 counts[task.status.name] += 1
-            return {"creates": self._create_count, "tasks": counts}
+            with self._count_lock:
+                requests = dict(self._requests)
+            return {"creates": self._create_count, "tasks": counts, "requests": requests}
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no rendering (of tasks or samples) or callback delivery is in progress; False on timeout.
@@ -407,6 +472,8 @@ class EmulatorBackend:
             self._ticker.join(timeout=5)
         self._fetch.close()
         self._sender.close()
+        with self._lock:
+            self._store.close()  # a request still running cannot write after the next emulator starts
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -432,14 +499,18 @@ class EmulatorBackend:
         path = request.path
         if path.startswith("/_emulator/"):
             return self._admin(request)
+        files = path.startswith("/files/")
+        route = None if files else _ROUTES.get(path.rstrip("/") or "/")
+        operation = "files" if files else "other" if route is None else route[3]
+        with self._count_lock:
+            self._requests[operation] += 1
         if self.config.latency > 0:
             self._sleep(self.config.latency)
-        if path.startswith("/files/"):
+        if files:
             return self._serve_file(request)
-        route = _ROUTES.get(path.rstrip("/") or "/")
         if route is None:
             return self._envelope(404, {"code": 404, "msg": "Not Found"}, http_status=404)
-        methods, is_upload, handler = route
+        methods, is_upload, handler, _ = route
         try:
             owner = self._authenticate(request)
             if request.method not in methods:
@@ -599,7 +670,9 @@ class EmulatorBackend:
             if target is None:
                 raise _Reject(422, "The url was not generated by this service")
             token = secrets.token_urlsafe(18)
-            self._links[token] = _Link(target, self._clock() + DOWNLOAD_LINK_LIFETIME_SECONDS)
+            link = _Link(target, self._clock() + DOWNLOAD_LINK_LIFETIME_SECONDS)
+            self._links[token] = link
+            self._store.add_link(token, link.to_record())
         return self._ok(self._file_url(f"dl/{token}/{os.path.basename(target)}"))
 
     def _generated_rel(self, rel: str) -> str | None:
@@ -688,11 +761,17 @@ class EmulatorBackend:
                     task.completed = task.created
                     task.error_code = 500
                     task.error_message = "The task could not be started (emulated creation failure)"
+                    self._save(task)
                     self._deliver(task, success=False)
                 else:
                     task.origin_rel = f"origin/{task_id}{_EXT_FOR_CONTAINER[container]}"
                     os.replace(staged, self.data_dir / task.origin_rel)
                     task.result_rel = f"results/{task_id}.mp4"
+                    self._unsettled[task_id] = task
+                    # Stored before it is rendered or logged: whatever creates.jsonl names, a
+                    # restarted emulator can answer for.
+                    self._save(task)
+                    self._store.save_credits(self._credits)
                     self._submit(self._renderers, self._render, task)
                     self._start_ticker()
                 self._create_count += 1
@@ -704,6 +783,13 @@ class EmulatorBackend:
 
         if fault == "timeout":
             return self._hang()
+        delay = cfg.answer_delay
+        if delay > 0:
+            if request.read_timeout is not None and delay >= request.read_timeout:
+                # In-process, the caller would give up before the answer: let the transport
+                # fail the way its socket read would, after the caller's own timeout.
+                return EmulatorResponse(0, hang=delay)
+            self._sleep(delay)  # this caller's thread only: the lock is not held
         if fault == "malformed":
             return self._malformed()
         return self._ok({"taskId": task_id})
@@ -716,6 +802,59 @@ class EmulatorBackend:
                 task_id = secrets.token_hex(16)
             if task_id not in self._tasks:
                 return task_id
+
+    # -- state on disk ---------------------------------------------------------------------------
+
+    def _save(self, task: _Task) -> None:
+        """Store one task as it is now. Lock held."""
+        self._store.save_task(task.task_id, task.to_record())
+
+    def _save_uploads(self) -> None:
+        """Store every upload record. Lock held."""
+        self._store.save_uploads({rel: record.to_record() for rel, record in self._uploads.items()})
+
+    def _recover(self) -> None:
+        """Load what earlier runs in this data dir stored and resume their unfinished work. Lock held."""
+        self._create_count = count_lines(self._creates_log)
+        self._credits.update(self._store.load_credits())
+        for token, stored in self._store.load_links().items():
+            try:
+                self._links[token] = _Link.from_record(stored)
+            except (KeyError, TypeError, ValueError):
+                log.warning("emulator: ignoring a stored download link that cannot be read")
+        for rel, stored in self._store.load_uploads().items():
+            try:
+                self._uploads[rel] = _Upload.from_record(stored)
+            except (KeyError, TypeError):
+                log.warning("emulator: ignoring the stored upload %s, which cannot be read", rel)
+        tasks = []
+        for stored in self._store.load_tasks():
+            try:
+                tasks.append(_Task.from_record(stored))
+            except (KeyError, TypeError, ValueError):
+                log.warning("emulator: ignoring the stored task %s, which cannot be read", stored.get("task_id"))
+        for task in sorted(tasks, key=lambda t: t.created):
+            self._tasks[task.task_id] = task
+            if task.callback_pending:
+                # Cut off mid-delivery (or before it began): the spec lets a task be delivered twice.
+                self._deliver(task, success=task.delivering)
+            if task.status is not TaskStatus.GENERATING:
+                continue
+            self._unsettled[task.task_id] = task
+            if task.render_done is None:
+                result = self.data_dir / task.result_rel if task.result_rel else None
+                if task.plan == "success" and result is not None and result.is_file():
+                    # Renamed into place only when complete, so this render finished; the run
+                    # died before recording it. It becomes due on the clock as usual.
+                    task.render_done = min(self._clock(), result.stat().st_mtime)
+                    self._save(task)
+                else:
+                    self._submit(self._renderers, self._render, task)
+        if self._unsettled:
+            self._start_ticker()
+        if tasks:
+            log.info("emulator: loaded %d task(s) from %s (%d unfinished)", len(tasks), self._store.root,
+                     len(self._unsettled))
 
     # -- fetching and checking input videos ------------------------------------------------------
 
@@ -839,6 +978,7 @@ class EmulatorBackend:
         with self._lock:
             task.render_error = error
             task.render_done = self._clock()
+            self._save(task)
             self._advance()
 
     def _sample_file(self, slug: str) -> Path:
@@ -933,8 +1073,8 @@ class EmulatorBackend:
         """Finish every task that is due. Call with the lock held."""
         now = self._clock()
         delay = self.config.processing_delay
-        for task in self._tasks.values():
-            if task.status is not TaskStatus.GENERATING or task.delivering or task.render_done is None:
+        for task in list(self._unsettled.values()):
+            if task.delivering or task.render_done is None:
                 continue
             due = task.created + delay
             if now < due:
@@ -945,14 +1085,19 @@ class EmulatorBackend:
                 task.error_code = 501
                 task.error_message = task.render_error or "Video generation failed (emulated failure)"
                 task.result_rel = None
+                del self._unsettled[task.task_id]
+                self._save(task)
                 self._deliver(task, success=False)
             elif task.callback_url:
                 # Stays GENERATING until the callback settles: SUCCESS or CALLBACK_FAILED are final,
                 # so the emulator never reports one and then the other.
                 task.delivering = True
+                self._save(task)
                 self._deliver(task, success=True)
             else:
                 task.status = TaskStatus.SUCCESS
+                del self._unsettled[task.task_id]
+                self._save(task)
 
     def _deliver(self, task: _Task, *, success: bool) -> None:
         """Queue the callback of a finished task, if it has a callback URL. Lock held."""
@@ -972,10 +1117,14 @@ class EmulatorBackend:
             url, body, retries=cfg.callback_retries, backoff=cfg.callback_backoff, timeout=cfg.callback_timeout
         )
         with self._lock:
+            if not outcome.delivered and self._stop.is_set():
+                return  # cut off by close(), not failed: still due, so the next run delivers it
             task.callback_outcome = f"{outcome.detail} after {outcome.attempts} attempt(s)"
             if success:
                 task.status = TaskStatus.SUCCESS if outcome.delivered else TaskStatus.CALLBACK_FAILED
                 task.delivering = False
+                self._unsettled.pop(task.task_id, None)
+            self._save(task)
 
     def _start_ticker(self) -> None:
         """A light thread that finishes due tasks even when nobody polls (callbacks must fire)."""
@@ -1098,6 +1247,7 @@ class EmulatorBackend:
             os.replace(tmp, target)  # reusing a name overwrites, as documented
             record = _Upload(rel, upload_path, name, original, size, mime, self._clock(), secrets.token_hex(12))
             self._uploads[rel] = record
+            self._save_uploads()
         return record
 
     def _upload_answer(self, record: _Upload, *, stream: bool) -> EmulatorResponse:
@@ -1193,6 +1343,7 @@ class EmulatorBackend:
                     # The upload host deletes files after three days.
                     del self._uploads[rel]
                     (self.data_dir / rel).unlink(missing_ok=True)
+                    self._save_uploads()
                     return 404, "Not Found"
             else:
                 return 404, "Not Found"
@@ -1265,13 +1416,14 @@ def _bare_user_agent(request: EmulatorRequest) -> bool:
 
 
 
-_Route = tuple[tuple[str, ...], bool, Callable[[EmulatorBackend, EmulatorRequest, str], EmulatorResponse]]
+# path -> (methods, on the upload host, handler, the operation counted in stats()["requests"])
+_Route = tuple[tuple[str, ...], bool, Callable[[EmulatorBackend, EmulatorRequest, str], EmulatorResponse], str]
 _ROUTES: dict[str, _Route] = {
-    PATH_CREATE: (("POST",), False, EmulatorBackend._route_create),
-    PATH_RECORD: (("GET",), False, EmulatorBackend._route_record),
-    PATH_CREDITS: (("GET",), False, EmulatorBackend._route_credits),
-    PATH_DOWNLOAD_URL: (("POST",), False, EmulatorBackend._route_download_url),
-    PATH_UPLOAD_STREAM: (("POST",), True, EmulatorBackend._route_upload_stream),
-    PATH_UPLOAD_BASE64: (("POST",), True, EmulatorBackend._route_upload_base64),
-    PATH_UPLOAD_URL: (("POST",), True, EmulatorBackend._route_upload_url),
+    PATH_CREATE: (("POST",), False, EmulatorBackend._route_create, "creates"),
+    PATH_RECORD: (("GET",), False, EmulatorBackend._route_record, "reads"),
+    PATH_CREDITS: (("GET",), False, EmulatorBackend._route_credits, "credits"),
+    PATH_DOWNLOAD_URL: (("POST",), False, EmulatorBackend._route_download_url, "download_urls"),
+    PATH_UPLOAD_STREAM: (("POST",), True, EmulatorBackend._route_upload_stream, "uploads"),
+    PATH_UPLOAD_BASE64: (("POST",), True, EmulatorBackend._route_upload_base64, "uploads"),
+    PATH_UPLOAD_URL: (("POST",), True, EmulatorBackend._route_upload_url, "uploads"),
 }

@@ -55,7 +55,8 @@ class EmulatorConfig:
     """
 
     data_dir: Path | None = None
-    """Where uploads, origins, results, samples and ``creates.jsonl`` live (a temp dir if None)."""
+    """Where uploads, origins, results, samples, ``creates.jsonl`` and the state a restart reloads
+    live (a temp dir, deleted on close, if None); one live emulator per dir."""
     public_base: str = DEFAULT_PUBLIC_BASE
     """Origin of the file URLs handed out; the server sets ``http://HOST:PORT`` when left default."""
     required_key: str | None = None
@@ -74,6 +75,10 @@ class EmulatorConfig:
     """"body": errors arrive as HTTP 200 with the code in the body; "http": HTTP status = code too."""
     latency: float = 0.0
     """Seconds added to every request (files and uploads included)."""
+    answer_delay: float = 0.0
+    """Seconds an accepted create's answer is held back after the task is created, charged, logged
+    and stored: the provider charged for a task whose answer may never reach the caller. Only the
+    caller waits (in-process, it gets ``httpx.ReadTimeout`` if its read timeout is shorter)."""
     rate_429: float = 0.0
     """Probability that a read (record-info, credit, download-url) answers 429."""
     rate_500: float = 0.0
@@ -164,7 +169,8 @@ class EmulatorConfig:
             raise ValueError("rate_429 + rate_500 + rate_timeout + rate_malformed must not exceed 1")
         if self.failure_rate + self.create_failure_rate > 1.0 + 1e-9:
             raise ValueError("failure_rate + create_failure_rate must not exceed 1")
-        for name in ("processing_delay", "latency", "timeout_seconds", "create_window", "callback_backoff", "sample_wait"):
+        for name in ("processing_delay", "latency", "answer_delay", "timeout_seconds", "create_window",
+                     "callback_backoff", "sample_wait"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.credits < 0 or self.credits_per_task < 0:
