@@ -48,6 +48,7 @@ def _spawn(script: Path, port: int, cwd: Path, log: Path, emulator_dir: Path | N
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUMA_")}
     if emulator_dir is not None:
         env["LUMA_EMULATOR_DIR"] = str(emulator_dir)
+        env["LUMA_DATA_DIR"] = str(emulator_dir.parent / f"{emulator_dir.name}-data")
     env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
     command = [
         sys.executable, "-m", "streamlit", "run", str(script),

@@ -130,6 +130,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUMA_")}
     env["LUMA_EMULATOR_DIR"] = str(data_dir)
+    env["LUMA_DATA_DIR"] = str(home / "data")  # the ledger, never the repository's own data folder
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true",
