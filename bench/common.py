@@ -134,19 +134,23 @@ class EmulatorProcess:
     client-side concurrency is measured, not contention between client and server threads.
     """
 
-    def __init__(self, *args: str, data_dir: Path | None = None, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self, *args: str, data_dir: Path | None = None, start_timeout: float = 30.0, env: dict[str, str] | None = None
+    ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="luma-bench-emulator-")
             data_dir = Path(self._tmp.name)
         self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
         self._log_path = data_dir / "emulator-stderr.log"
         self._log = open(self._log_path, "wb")  # noqa: SIM115 - closed in close()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LUMA_")}
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("LUMA_")}
+        environ.update(env or {})
         command = [sys.executable, "-m", "luma.emulator", "--host", LOOPBACK, "--port", "0",
                    "--data-dir", str(data_dir), *args]
         self.proc = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True
+            command, cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=self._log, text=True
         )
         lines: queue.Queue[str] = queue.Queue()
 

@@ -192,6 +192,33 @@ with st.container(border=True):
         st.caption("The task ledger cannot be reached right now, so tracking is paused.")
 
 with st.container(border=True):
+    st.subheader("Callbacks", anchor=False)
+    service = runtime.studio(current) if runtime.ledger_problem() is None else None
+    base = service.callback_base(current.mode) if service is not None else None
+    if service is None:
+        st.caption("The task ledger cannot be reached right now.")
+    elif base is None:
+        st.caption(
+            ":material/sync: Off: results are learnt by polling (within 30 s). A self-hosted deployment turns "
+            "them on with `[callbacks] public_url`, the address the provider can reach this server at; "
+            "on Streamlit Community Cloud callbacks cannot arrive (its sign-in redirects them), so polling stays."
+        )
+    else:
+        log = service.callbacks
+        latest = f"the last {log.last_received_at:%H:%M:%S} UTC" if log.last_received_at else "none yet"
+        signed = "signed (HMAC)" if service.callback_key(current.mode) else "checked by their per-task secret"
+        st.caption(
+            f":material/bolt: On: every task gets this dashboard's own callback URL at {plain(base)}; callbacks "
+            f"are {signed}. Received since start: {log.received:,} ({latest}); refused: {log.refused:,}."
+        )
+        if st.button("Send a test callback", key="settings_test_callback", icon=":material/send:"):
+            st.session_state["settings_callback_test"] = runtime.send_test_callback(current)
+        outcome = st.session_state.get("settings_callback_test")
+        if outcome:
+            ok, words = outcome
+            (st.success if ok else st.error)(plain(words))
+
+with st.container(border=True):
     st.subheader("Connection", anchor=False)
     where = "the built-in emulator" if current.demo else current.api_host
     st.caption(f"Checks that {plain(where)} answers and accepts the key, by reading the remaining credits.")

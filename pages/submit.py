@@ -23,6 +23,7 @@ from pages._support.submission import (
 from pages._support.views import show_report
 from studio.creates import NotSent, send_written
 from studio.ledger import LedgerUnavailable
+from studio.schedule import CALLBACK_FALLBACK
 from studio.text import plain
 
 runtime.page_guard("pages/submit.py")
@@ -160,6 +161,10 @@ def act_on_request() -> None:
         st.rerun()
     client = runtime.action_client()
     inputs = request.inputs
+    # Our own callback URL goes with the task unless the user gave theirs (then we poll).
+    ours = service.callback_for(s.mode) if inputs.callback_url is None else None
+    sent_callback = ours[0] if ours else inputs.callback_url
+    schedule = service.schedule(s.demo)
     fields = {
         "mode": s.mode,
         "owner": who,
@@ -173,7 +178,13 @@ def act_on_request() -> None:
         "source": inputs.source,
         "source_name": inputs.source_name,
         "sender": service.tracker.process_id,
+        "callback_token": ours[1] if ours else None,
     }
+
+    def first_check() -> datetime:
+        # With our callback coming, reads are only a safety net in case it never does.
+        now = datetime.now(UTC)
+        return now + timedelta(seconds=CALLBACK_FALLBACK if ours else schedule.lo)
 
     def send() -> str:
         # Written to the ledger before it leaves; settled with the answer (studio.creates).
@@ -182,9 +193,10 @@ def act_on_request() -> None:
             request.id,
             fields,
             lambda: client.create_task(
-                inputs.prompt, inputs.video_url, callback_url=inputs.callback_url, watermark=inputs.watermark
+                inputs.prompt, inputs.video_url, callback_url=sent_callback, watermark=inputs.watermark
             ),
             queue=service.settles,
+            first_check=first_check,
         )
         service.tracker.nudge()
         return task_id
@@ -334,6 +346,13 @@ with inputs_col:
         problem = callback_problem(typed_callback) if typed_callback else None
         if problem:
             st.error(problem, icon=":material/link_off:")
+        elif runtime.callbacks_on(settings):
+            st.caption(
+                ":material/bolt: This dashboard receives the provider's callbacks itself, so results show "
+                "the moment they are ready."
+                + (" With your own callback URL here, the provider calls yours instead, and this "
+                   "dashboard learns the result by polling (within 30 s)." if typed_callback else "")
+            )
         st.text_input(
             "Watermark",
             key="submit_watermark",

@@ -104,6 +104,14 @@ class DeploymentConfig:
     """``[refresh] min_seconds``: the tracker's first read of a task (None: the mode's default)."""
     refresh_max: float = MAX_INTERVAL
     """``[refresh] max_seconds``: the tracker's longest gap between reads."""
+    callback_base: str | None = None
+    """``[callbacks] public_url``: the public origin the provider can POST callbacks to (None: polling)."""
+    callback_key: str | None = field(default=None, repr=False)
+    """``[callbacks] hmac_key``: the provider's webhook HMAC key; callbacks must then be signed with it."""
+    server_origin: str | None = None
+    """This server on loopback (``LUMA_SERVER_ORIGIN``, set by app.py): where the demo's emulator delivers."""
+    health_token: str | None = field(default=None, repr=False)
+    """``[health] token``: when set, ``/api/health`` wants it as a bearer token."""
 
     @property
     def key_ref(self) -> str | None:
@@ -127,6 +135,8 @@ class DeploymentConfig:
             self.demo_options,
             self.refresh_min,
             self.refresh_max,
+            self.server_origin,
+            bool(self.callback_key),
         )
 
     @classmethod
@@ -151,17 +161,24 @@ class DeploymentConfig:
         )
         options = {**_DEMO_DEFAULTS, **{k: v for k, v in demo.items() if k != "data_dir"}}
         refresh = _table(secrets, "refresh")
+        callbacks = _table(secrets, "callbacks")
+        public_url = str(callbacks.get("public_url") or env.get("LUMA_PUBLIC_URL") or "").strip().rstrip("/")
         return cls(
             api_key=api_key,
             key_source=source,
             api_base=api_base,
             upload_base=upload_base,
             key_hosts=configured | _hosts(luma.get("key_hosts")),
-            network_hosts=configured | _hosts(_table(secrets, "network").get("allow_hosts")),
+            # The callback receiver's public host is the deployment's own ("send a test callback").
+            network_hosts=configured | _hosts(_table(secrets, "network").get("allow_hosts")) | _hosts(host_of(public_url)),
             data_dir=data_dir,
             database_url=database_url,
             emulator_dir=emulator_dir,
             demo_options=tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())),
             refresh_min=_float(refresh.get("min_seconds"), 0.0) or None,
             refresh_max=_float(refresh.get("max_seconds"), MAX_INTERVAL),
+            callback_base=public_url or None,
+            callback_key=str(callbacks.get("hmac_key") or env.get("LUMA_CALLBACK_HMAC_KEY") or "").strip() or None,
+            server_origin=(env.get("LUMA_SERVER_ORIGIN") or "").strip().rstrip("/") or None,
+            health_token=str(_table(secrets, "health").get("token") or "").strip() or None,
         )

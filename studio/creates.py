@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal
 
 from luma.errors import LumaError, MalformedResponseError, RequestTimeout, TransportError
@@ -95,6 +96,7 @@ def send_written(
     create: Callable[[], str],
     *,
     queue: SettleQueue | None = None,
+    first_check: Callable[[], datetime] | None = None,
     wait: float = 90.0,
     poll: float = 0.25,
 ) -> str:
@@ -103,6 +105,7 @@ def send_written(
     ``fields`` are :meth:`Ledger.begin_create`'s keyword arguments. Raises the create's own error
     (after settling the row "failed" or "unknown"), :class:`NotSent` when the row could not be
     written, or, when another caller holds the key, that caller's outcome once it is settled.
+    ``first_check()`` says when the tracker should first read the created task (default: at once).
     """
     try:
         claim = ledger.begin_create(request_key, **fields)
@@ -117,7 +120,8 @@ def send_written(
         message = err.message if isinstance(err, LumaError) else "The create was interrupted before its answer came."
         _settle(ledger, queue, request_key, state=state, create_error=message)
         raise
-    _settle(ledger, queue, request_key, state="created", task_id=task_id)
+    when = first_check() if first_check is not None else None
+    _settle(ledger, queue, request_key, state="created", task_id=task_id, first_check=when)
     return task_id
 
 

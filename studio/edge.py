@@ -1,13 +1,17 @@
 """The web edge: ASGI middleware in front of Streamlit (installed by app.py through ``st.App``).
 
-It does two things on plain HTTP (the websocket passes through untouched):
+It does three things on plain HTTP (the websocket passes through untouched):
 
 * gives every browser an id in an HTTP-only cookie (``luma_browser``), set on the page response
   when missing, so the server can tell one browser from another across tabs and reloads
   without any script being able to read or steal it;
 * serves Streamlit's ``/media/`` files (videos handed over as bytes, export files) only to a
   browser with a live session past the access gate (:class:`studio.access.BrowserGrants`):
-  anyone else, including someone holding a copied file URL, gets 403.
+  anyone else, including someone holding a copied file URL, gets 403;
+* adds security headers to every response: no MIME sniffing, no referrer to other sites, a
+  content security policy Streamlit's own page works under (its scripts and styles are inline,
+  so those stay allowed; nothing loads from other origins but media and images, which live
+  results need), frame rules that keep Community Cloud's embedding working, and HSTS over TLS.
 
 Pure ASGI (no ``BaseHTTPMiddleware``), so range requests and streamed video bodies pass
 through unbuffered. Imports Starlette only, never Streamlit.
@@ -86,26 +90,62 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        secure = _is_https(scope)
+        extra = security_headers(secure=secure)
         browser = browser_id_from(_header(scope, b"cookie"))
         if scope.get("path", "").startswith(self.media_prefix) and not self.grants.allows(browser):
-            await _forbidden(send)
+            await _forbidden(send, extra)
             return
-        if browser is not None:
-            await self.app(scope, receive, send)
-            return
-        cookie = _set_cookie(secrets.token_urlsafe(24), secure=_is_https(scope))
+        cookie = None if browser is not None else _set_cookie(secrets.token_urlsafe(24), secure=secure)
 
-        async def send_with_cookie(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in extra if k not in present]
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                # Only the page itself: static files and API answers need no id.
-                if content_type.startswith(b"text/html"):
+                # The id goes on the page itself only: static files and API answers need none.
+                if cookie is not None and content_type.startswith(b"text/html"):
                     headers.append((b"set-cookie", cookie.encode("latin-1")))
-                    message = {**message, "headers": headers}
+                message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive, send_with_headers)
+
+
+# Community Cloud shows an app inside its own pages; anything else may not frame the dashboard.
+FRAME_ANCESTORS = "'self' https://*.streamlit.app https://share.streamlit.io"
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        # Streamlit's page and its charts run inline scripts and styles, and Vega compiles expressions.
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob: https:",
+        # Live results play straight from the provider's file host.
+        "media-src 'self' data: blob: https:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "frame-src 'self'",
+        f"frame-ancestors {FRAME_ANCESTORS}",
+        "object-src 'none'",
+        "base-uri 'self'",
+    )
+)
+
+
+def security_headers(*, secure: bool) -> list[tuple[bytes, bytes]]:
+    """The headers added to every HTTP response."""
+    headers = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+        (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    ]
+    if secure:
+        headers.append((b"strict-transport-security", b"max-age=31536000"))
+    return headers
 
 
 def _set_cookie(value: str, *, secure: bool) -> str:
@@ -115,7 +155,7 @@ def _set_cookie(value: str, *, secure: bool) -> str:
     return "; ".join(parts)
 
 
-async def _forbidden(send: Send) -> None:
+async def _forbidden(send: Send, extra: list[tuple[bytes, bytes]]) -> None:
     body = b"This file is only served to a signed-in browser session. Open the dashboard and try again.\n"
     await send(
         {
@@ -125,6 +165,7 @@ async def _forbidden(send: Send) -> None:
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
                 (b"cache-control", b"no-store"),
+                *extra,
             ],
         }
     )

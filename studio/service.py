@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from luma import AsyncLumaClient, RetryPolicy
 from luma.egress import EgressPolicy, GuardedTransports
@@ -29,6 +32,7 @@ from .keys import KeyRing
 from .registry import Registry
 from .schedule import Schedule
 from .tracker import Route, Tracker
+from .web import CALLBACK_PREFIX, VERSION, CallbackLog, callback_token
 
 __all__ = ["DEMO_KEY", "Studio", "shutdown_all", "studio_for"]
 
@@ -64,6 +68,10 @@ class Studio:
         self._migrated = False
         self._emulator: Emulator | None = None
         self._lock = threading.Lock()
+        self.callbacks = CallbackLog()
+        """What the callback receiver has seen (Settings and health show it)."""
+        # Demo callbacks are signed too, with a key of this process when the deployment has none.
+        self._demo_key = config.callback_key or secrets.token_urlsafe(24)
         self.settles = SettleQueue()
         """Create answers the ledger could not take at once (written by the tracker's next cycle)."""
         self.tracker = Tracker(self.ledger, self.route_for, before_cycle=self._housekeeping)
@@ -117,10 +125,20 @@ class Studio:
             if self._emulator is None:
                 options = dict(self.config.demo_options)
                 allowed = set(options.get("allow_hosts", ())) | set(self.config.network_hosts)
+                origin = httpx.URL(self.config.server_origin) if self.config.server_origin else None
+                if origin is not None:
+                    # Past the emulator's by-name check; CallbackGate then lets only POSTs to this
+                    # server's callback route through, and its fetches never get the exception.
+                    allowed.add(f"{origin.host}:{origin.port}")
                 options["allow_hosts"] = tuple(sorted(allowed))
+                options.setdefault("signing_key", self._demo_key)
                 config = EmulatorConfig(data_dir=self.config.emulator_dir, **options)
                 _LOG.info("Starting the demo emulator (data folder: %s).", self.config.emulator_dir)
-                emulator = Emulator(config)
+                emulator = Emulator(
+                    config,
+                    fetch_transport=GuardedTransports(self.policy),
+                    callback_transport=CallbackGate(self.config.server_origin, GuardedTransports(self.policy)),
+                )
                 # Draw missing sample clips in the background, one at a time, the one Submit
                 # shows first; they are kept in the data folder, so only a first start does this.
                 clips = emulator.samples()
@@ -131,6 +149,58 @@ class Studio:
     def demo_transport(self) -> Any:
         """The emulator's transport; a file on any other host goes out through the guard."""
         return self.emulator().transport(network=self.network)
+
+    # -- callbacks -------------------------------------------------------------------------------
+
+    def callback_key(self, mode: str) -> str | None:
+        """The HMAC key callbacks of this mode must be signed with (None: the token alone)."""
+        return self.config.callback_key if mode == "live" else self._demo_key
+
+    def callback_base(self, mode: str) -> str | None:
+        """Where the provider can reach this server's callback route, in this mode (None: polling).
+
+        Live: the deployment's public URL. Demo: the server itself on loopback, where the in-process
+        emulator delivers (only when the server runs, i.e. started through app.py).
+        """
+        return self.config.callback_base if mode == "live" else self.config.server_origin
+
+    def callback_for(self, mode: str) -> tuple[str, str] | None:
+        """(callback URL for one new task, the hash the ledger keeps), or None when callbacks are off."""
+        base = self.callback_base(mode)
+        if not base:
+            return None
+        token, hashed = callback_token()
+        return f"{base}{CALLBACK_PREFIX}{token}", hashed
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """What ``/api/health`` answers: no secret, no task data."""
+        reachable = self.ledger.ping()
+        last = self.tracker.last
+        lag = self.tracker.lag_seconds()
+        # A tracker that has not finished a cycle for a minute is stuck (it cycles every second).
+        tracker_ok = self.tracker.running and lag is not None and lag < 60
+        healthy = reachable and tracker_ok
+        return {
+            "status": "healthy" if healthy else "unhealthy",
+            "mode": "live" if self.config.api_key else "demo",
+            "version": VERSION,
+            "ledger": {"reachable": reachable},
+            "tracker": {
+                "running": self.tracker.running,
+                "last_cycle": last.started.isoformat() if last is not None else None,
+                "lag_seconds": round(lag, 3) if lag is not None else None,
+                "last_cycle_lag_seconds": round(last.lag, 3) if last is not None else None,
+                "provider_outage": self.tracker.outage is not None,
+            },
+            "callbacks": {
+                "enabled": bool(self.config.callback_base),
+                "received": self.callbacks.received,
+                "refused": self.callbacks.refused,
+                "last_received": self.callbacks.last_received_at.isoformat() if self.callbacks.last_received_at else None,
+            },
+        }
 
     # -- routes for the tracker ------------------------------------------------------------------
 
@@ -195,6 +265,29 @@ class Studio:
 
     def __repr__(self) -> str:
         return f"Studio(database={self.config.database_url.split('@')[-1]!r}, tracker={self.tracker!r})"
+
+
+class CallbackGate(httpx.BaseTransport):
+    """The demo emulator's way out for callbacks: to this server's own callback route on loopback
+    (and nowhere else on it), everything else through the guard like any other user address."""
+
+    def __init__(self, server_origin: str | None, guarded: httpx.BaseTransport) -> None:
+        self._origin = httpx.URL(server_origin) if server_origin else None
+        self._guarded = guarded
+        self._loopback = httpx.HTTPTransport(trust_env=False)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        origin = self._origin
+        own = (
+            origin is not None
+            and (request.url.scheme, request.url.host, request.url.port) == (origin.scheme, origin.host, origin.port)
+            and request.url.path.startswith(CALLBACK_PREFIX)
+        )
+        return (self._loopback if own else self._guarded).handle_request(request)
+
+    def close(self) -> None:
+        self._loopback.close()
+        self._guarded.close()
 
 
 def _pid_alive(pid: int) -> bool:

@@ -144,12 +144,17 @@ class _Scope:
     local: frozenset[tuple[str, str, int | None]] = frozenset()
     #: The deprecated ``allow_private=True``: every host skips it.
     anything: bool = False
+    #: The deployment's trusted hosts (:attr:`EgressPolicy.allow_hosts`): a host it configured
+    #: itself, say its own provider on a private network, is reachable by that provider.
+    trusted: EgressPolicy | None = None
 
     def is_local(self, url: httpx.URL) -> bool:
         return _origin(url) in self.local
 
     def reason(self, url: httpx.URL) -> str | None:
         if self.anything or self.is_local(url):
+            return None
+        if self.trusted is not None and self.trusted.allow_hosts and self.trusted.allows(url.host, url.port):
             return None
         return _private_reason(url.host)
 
@@ -475,7 +480,7 @@ def _validate(header_bytes: int, tail_bytes: int) -> None:
         raise ValueError("header_bytes and tail_bytes must be at least 64")
 
 
-def _scope(local_origins: Iterable[str], allow_private: bool) -> _Scope:
+def _scope(local_origins: Iterable[str], allow_private: bool, trusted: EgressPolicy | None = None) -> _Scope:
     if allow_private:
         warnings.warn(
             "allow_private is deprecated: it skips the private-address check for every host. Pass "
@@ -483,7 +488,7 @@ def _scope(local_origins: Iterable[str], allow_private: bool) -> _Scope:
             DeprecationWarning,
             stacklevel=3,
         )
-    return _Scope(_origins(local_origins), allow_private)
+    return _Scope(_origins(local_origins), allow_private, trusted)
 
 
 def _run(
@@ -562,7 +567,7 @@ def check_url_over(
     wherever a name resolves. A given transport is left open, so the emulator's can be lent for
     one check; callers need not import httpx.
     """
-    scope = _scope(local_origins, allow_private)
+    scope = _scope(local_origins, allow_private, egress)
     inner = guarded_transport(egress) if transport is None else BorrowedTransport(transport)
     with httpx.Client(transport=inner) as http:  # closes the guarded transport made here only
         return _run(

@@ -296,6 +296,41 @@ def ledger_problem() -> ErrorView | None:
     return None
 
 
+def callbacks_on(s: Settings) -> bool:
+    """True when tasks of this session get this dashboard's own callback URL."""
+    service = studio_for(s.deployment)
+    return service.callback_base(s.mode) is not None
+
+
+def send_test_callback(s: Settings) -> tuple[bool, str]:
+    """POST a signed test callback to this server's public callback address, as the provider would.
+
+    Returns (worked, what happened in words). It goes out through the guarded network, to the
+    address the provider is given, so it also proves that address reaches this server.
+    """
+    import httpx
+
+    from luma.callbacks import signature_headers
+    from studio.web import CALLBACK_PREFIX
+
+    service = studio(s)
+    base = service.callback_base(s.mode)
+    if base is None:
+        return False, "Callbacks are off."
+    token = service.callbacks.new_test()
+    key = service.callback_key(s.mode)
+    headers = signature_headers("test", key) if key else {}
+    body = {"code": 200, "msg": "test", "data": {"taskId": "test"}}
+    try:
+        with httpx.Client(transport=service.network, timeout=PAGE_TIMEOUT) as http:
+            answer = http.post(f"{base}{CALLBACK_PREFIX}{token}", json=body, headers=headers)
+    except httpx.HTTPError as err:
+        return False, f"The test callback did not get through ({type(err).__name__}): check {base} reaches this server."
+    if answer.status_code == 200 and service.callbacks.test_seen(token):
+        return True, "The test callback reached this server and was accepted."
+    return False, f"The test callback got HTTP {answer.status_code}: check that {base} reaches this server."
+
+
 def owner() -> tuple[str, str]:
     """(owner id, display name) of whoever uses this session: the signed-in user, else this browser.
 

@@ -141,6 +141,10 @@ class TaskRow:
     """The tracker process reading it right now, if any."""
     lease_until: datetime | None
     """When that lease lapses (UTC)."""
+    callback_token: str | None = None
+    """The hash of the secret in the callback URL this dashboard gave the provider (None: no callback to us)."""
+    callback_at: datetime | None = None
+    """When a valid callback for this task last arrived (UTC)."""
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> TaskRow:

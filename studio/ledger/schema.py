@@ -130,11 +130,15 @@ tasks = sa.Table(
     # The tracker's lease.
     sa.Column("lease_owner", sa.String(128), nullable=True),
     sa.Column("lease_until", UTCDateTime, nullable=True),
+    # Callbacks (revision 0002): the hash of the task's callback secret, and the last valid callback.
+    sa.Column("callback_token", sa.String(64), nullable=True),
+    sa.Column("callback_at", UTCDateTime, nullable=True),
     sa.Index("ix_tasks_next_check_at", "next_check_at"),
     sa.Index("ix_tasks_mode_created_at", "mode", "created_at"),
     sa.Index("ix_tasks_mode_owner_created_at", "mode", "owner", "created_at"),
     sa.Index("ix_tasks_status", "status"),
     sa.Index("ix_tasks_key_ref", "key_ref"),
+    sa.Index("ix_tasks_callback_token", "callback_token", unique=True),
 )
 
 create_keys = sa.Table(

@@ -218,6 +218,7 @@ class Ledger:
         source: str | None = None,
         source_name: str | None = None,
         sender: str | None = None,
+        callback_token: str | None = None,
     ) -> CreateClaim:
         """Write the create down before sending it; only the claim with ``mine=True`` may send.
 
@@ -245,6 +246,7 @@ class Ledger:
             "created_at": self._clock(),
             "failures": 0,
             "lease_owner": sender,
+            "callback_token": callback_token,
         }
         statement = (
             self._insert().values(**values).on_conflict_do_nothing(index_elements=["request_key"]).returning(*tasks.c)
@@ -264,8 +266,11 @@ class Ledger:
         state: Literal["created", "failed", "unknown"],
         task_id: str | None = None,
         create_error: str | None = None,
+        first_check: datetime | None = None,
     ) -> bool:
         """Record the create's answer: "created" (with its task id), "failed" or "unknown".
+
+        ``first_check``: when the tracker first reads a created task (default: at once).
 
         Applies to a row still "creating", or "unknown" because a sweep gave up on it before the
         answer came; a row that already has a task id is left alone. Returns whether it changed.
@@ -276,7 +281,7 @@ class Ledger:
         if state == "created":
             if not task_id:
                 raise ValueError("settle_create(state='created') needs the task id.")
-            values.update(task_id=_clean_task_id(task_id), next_check_at=now, create_error=None)
+            values.update(task_id=_clean_task_id(task_id), next_check_at=first_check or now, create_error=None)
         else:
             values["next_check_at"] = None
         guard = sa.and_(
@@ -663,6 +668,19 @@ class Ledger:
         )
         with self.transaction(write=True) as conn:
             return conn.execute(statement).rowcount
+
+    def find_callback(self, token_hash: str) -> TaskRow | None:
+        """The task whose callback secret hashes to ``token_hash`` (None when there is none)."""
+        with self.transaction() as conn:
+            found = conn.execute(sa.select(tasks).where(tasks.c.callback_token == token_hash)).first()
+        return _row(found) if found is not None else None
+
+    def record_callback(self, task_id: str, now: datetime) -> bool:
+        """A valid callback for ``task_id`` arrived: note it, and bring its next read forward to now
+        (a callback is a nudge, never the record: the read is). Returns whether a read was scheduled."""
+        with self.transaction(write=True) as conn:
+            conn.execute(sa.update(tasks).where(tasks.c.task_id == task_id).values(callback_at=now))
+        return self.nudge(task_id, now)
 
     def nudge(self, task_id: str, now: datetime) -> bool:
         """Bring a task's next read forward to ``now`` (a callback arrived); returns whether it moved."""

@@ -93,7 +93,7 @@ class Dashboard:
         return new.decode("utf-8", "replace")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -118,19 +118,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
-@pytest.fixture(scope="session")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium)")
-    home = tmp_path_factory.mktemp("dashboard")
-    data_dir = home / "emulator"
-    secrets = home / "secrets.toml"
-    secrets.write_text(DEMO_SECRETS, encoding="utf-8")
-    log = home / "streamlit.log"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMA_")}
-    env["LUMA_EMULATOR_DIR"] = str(data_dir)
-    env["LUMA_DATA_DIR"] = str(home / "data")  # the ledger, never the repository's own data folder
+def launch(
+    home: Path, *, secrets: str = DEMO_SECRETS, env: dict[str, str] | None = None, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """``streamlit run app.py`` on a free loopback port with its data under ``home``; waits until healthy.
+
+    Returns (process, url, log). The process leads its own group (see :func:`_stop`); every
+    ``LUMA_*`` variable of this environment is dropped, then ``env`` is added.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    secrets_file = home / "secrets.toml"
+    secrets_file.write_text(secrets, encoding="utf-8")
+    log = home / f"streamlit-{int(time.time() * 1000)}.log"
+    port = port or free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LUMA_")}
+    environ["LUMA_EMULATOR_DIR"] = str(home / "emulator")
+    environ["LUMA_DATA_DIR"] = str(home / "data")  # the ledger, never the repository's own data folder
+    environ.update(env or {})
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true",
@@ -139,27 +143,45 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         "--server.fileWatcherType", "none",
         "--server.runOnSave", "false",
         "--browser.gatherUsageStats", "false",
-        "--secrets.files", str(secrets),
+        "--secrets.files", str(secrets_file),
     ]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited early:\n{log.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                return process, url, log
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            _stop(process)
+            pytest.fail(f"streamlit was not healthy after {STARTUP_SECONDS} s:\n{log.read_text(errors='replace')}")
+        time.sleep(0.2)
+
+
+def kill_hard(process: subprocess.Popen[bytes]) -> None:
+    """``kill -9`` the server and everything it started: no shutdown code runs."""
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited early:\n{log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit was not healthy after {STARTUP_SECONDS} s:\n{log.read_text(errors='replace')}")
-            time.sleep(0.2)
-        yield Dashboard(url=url, data_dir=data_dir, log=log)
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium)")
+    home = tmp_path_factory.mktemp("dashboard")
+    process, url, log = launch(home)
+    try:
+        yield Dashboard(url=url, data_dir=home / "emulator", log=log)
     finally:
         _stop(process)
 
@@ -205,6 +227,8 @@ def page(browser: Any, dashboard: Dashboard, request: pytest.FixtureRequest) -> 
     page.set_default_timeout(30_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The content security policy must let Streamlit's own page work: any violation fails the test.
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     dashboard.new_log()  # only what this test makes the server log is checked below
     try:
         yield page

@@ -883,6 +883,20 @@ def test_check_url_over_without_a_transport_is_guarded(fake_net: FakeNet) -> Non
     assert fake_net.resolver.asked == ["internal.test"]
 
 
+def test_a_host_the_deployment_trusts_passes_the_private_check_and_nothing_else_does() -> None:
+    """A deployment whose own provider (or file host) is private names it in the egress policy."""
+    from luma.egress import EgressPolicy
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404)
+
+    trusted = EgressPolicy(allow_hosts=frozenset({"127.0.0.1"}))
+    own = check_url_over("http://127.0.0.1:8765/files/a.mp4", transport=httpx.MockTransport(answer), egress=trusted)
+    assert own.check("reachable").outcome is FAIL and "not found" in own.check("reachable").detail
+    other = check_url_over("http://10.0.0.5/a.mp4", transport=httpx.MockTransport(answer), egress=trusted)
+    assert "private network address" in other.check("reachable").detail
+
+
 def test_redirect_to_a_name_resolving_privately_is_refused_at_the_hop(fake_net: FakeNet) -> None:
     fake_net.pages["/v/clip.mp4"] = Page(status=302, location="http://internal.test/v/real.mp4")
     report = _guarded_report(fake_net, "http://public.test/v/clip.mp4")

@@ -79,3 +79,15 @@ def test_malformed_cookies_are_no_id():
     assert browser_id_from('a="unterminated') is None
     good = "A" * 32
     assert browser_id_from(f"x=1; {BROWSER_COOKIE}={good}") == good
+
+
+def test_every_response_carries_the_security_headers():
+    client = make(BrowserGrants())
+    for path in ("/", "/_stcore/health", "/media/x.csv"):
+        headers = client.get(path).headers
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "same-origin"
+        policy = headers["content-security-policy"]
+        assert "frame-ancestors 'self' https://*.streamlit.app" in policy and "object-src 'none'" in policy
+        assert "strict-transport-security" not in headers, "plain http: no HSTS"
+    assert "strict-transport-security" in client.get("/", headers={"X-Forwarded-Proto": "https"}).headers
