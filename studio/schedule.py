@@ -31,8 +31,9 @@ DEMO_MIN = 2.0
 """Seconds to the first read of a demo task (the emulator takes seconds)."""
 MAX_INTERVAL = 29.0
 """Longest gap between reads: the provider's advised 30 s, less a second for the read itself."""
-CALLBACK_FALLBACK = 300.0
-"""Gap between reads of a task whose outcome a callback will bring (a safety net only)."""
+CALLBACK_FALLBACK = 600.0
+"""Gap between reads of a task whose outcome a callback will bring: a safety net only (a 15-minute
+task then costs two reads: one at 10 minutes, one when its callback arrives)."""
 _GROWTH = 3.0
 _MAX_BACKOFF = 240.0
 

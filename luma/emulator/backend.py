@@ -38,7 +38,9 @@ link is written to ``data_dir/state`` when it changes (see :mod:`luma.emulator.s
 emulator on the same data dir loads it and picks up the work the previous one left unfinished: a
 render cut off is rendered again from its origin file, a callback cut off is delivered again (the
 spec allows a task to be delivered more than once). Only the create rate window starts afresh.
-One live emulator per data dir: a second one raises :class:`~luma.emulator.store.DataDirInUse`.
+One live emulator per data dir: one in another process raises
+:class:`~luma.emulator.store.DataDirInUse` (one in the same process is let through, see
+:class:`EmulatorBackend`).
 
 The API key is only ever hashed (to keep each key's credits, rate window and tasks apart); it is
 never stored, logged or written to ``creates.jsonl`` or the state files.
@@ -103,6 +105,7 @@ UNAUTHORIZED_MESSAGE = "You do not have access permissions"
 _EXT_FOR_CONTAINER = {"mp4": ".mp4", "mov": ".mov", "avi": ".avi"}
 _EXT_FOR_TYPE = {v: k for k, v in VIDEO_TYPES.items()}
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+_TASK_ID = re.compile(r"[0-9a-f]{32}")  # every id _new_task_id makes; checked before naming a file
 _SAMPLE_PENDING = "The sample clip is still being generated; try again in a few seconds"
 _LIBRARY_AGENTS = ("python-httpx/", "python-requests/", "python-urllib/", "curl/", "wget/", "go-http-client/")
 
@@ -237,6 +240,13 @@ class EmulatorBackend:
 
     Use :class:`luma.emulator.Emulator`, which adds the in-process transport; this class is what
     the adapters serve (a :class:`~luma.emulator.wire.Service`).
+
+    Its state lives in ``config.data_dir`` and outlives it: a new emulator on the same dir answers
+    for every task the last one knew and finishes its cut-off work. Several emulators on one data
+    dir at the same time are not supported: one in another process raises
+    :class:`~luma.emulator.store.DataDirInUse`; a second one in the same process is let through
+    (the dashboard may make one) but leaves unfinished work to the first (see
+    :mod:`luma.emulator.store`).
     """
 
     def __init__(
@@ -262,14 +272,16 @@ class EmulatorBackend:
             self._own_dir = False
             self.data_dir = Path(self.config.data_dir).resolve()
             self.data_dir.mkdir(parents=True, exist_ok=True)
-        # First: a second emulator on this dir must fail before it touches anything.
+        # First: an emulator of another process on this dir must be refused before anything is touched.
         self._store = StateStore(self.data_dir)
         for sub in ("origin", "results", "uploads", "samples", "tmp"):
             (self.data_dir / sub).mkdir(exist_ok=True)
-        for stale in (self.data_dir / "tmp").iterdir():
-            # Half-written inputs, renders and uploads of a run that died; nobody else uses the dir.
-            if stale.is_file():
-                stale.unlink(missing_ok=True)
+        if not self._store.shared:
+            # Half-written inputs, renders, uploads and state of a run that died: nobody else uses the dir.
+            self._store.remove_stale()
+            for stale in (self.data_dir / "tmp").iterdir():
+                if stale.is_file():
+                    stale.unlink(missing_ok=True)
         self._creates_log = self.data_dir / "creates.jsonl"
 
         self._lock = threading.RLock()
@@ -284,6 +296,9 @@ class EmulatorBackend:
         # The GENERATING ones, which :meth:`_advance` looks at on every read: the stored tasks of
         # earlier runs pile up in a long-lived data dir, and finished ones never change again.
         self._unsettled: dict[str, _Task] = {}
+        # Unfinished tasks another emulator of this process runs in the same data dir (an
+        # unsupported setup the dashboard can still make): read from disk, never advanced here.
+        self._foreign: set[str] = set()
         self._credits: dict[str, int] = {}
         self._windows: dict[str, collections.deque[float]] = {}
         self._uploads: dict[str, _Upload] = {}
@@ -624,7 +639,7 @@ class EmulatorBackend:
             raise _Reject(404, "taskId is required")
         with self._lock:
             self._advance()
-            task = self._tasks.get(task_id)
+            task = self._task(task_id)
             if task is None or task.owner != owner:
                 raise _Reject(404, "Task not found")
             return self._ok(self._record(task))
@@ -686,7 +701,7 @@ class EmulatorBackend:
         kind, _, name = rel.partition("/")
         if kind not in ("origin", "results"):
             return None
-        task = self._tasks.get(os.path.splitext(name)[0])
+        task = self._task(os.path.splitext(name)[0])
         if task is None or rel not in (task.origin_rel, task.result_rel):
             return None
         if rel == task.result_rel and not task.status.succeeded:
@@ -800,10 +815,38 @@ class EmulatorBackend:
                 task_id = f"{self._id_rng.getrandbits(128):032x}"
             else:
                 task_id = secrets.token_hex(16)
-            if task_id not in self._tasks:
-                return task_id
+            if task_id in self._tasks:
+                continue
+            if self._store.crowded() and self._store.load_task(task_id) is not None:
+                continue  # made meanwhile by the other emulator sharing the dir (same seed)
+            return task_id
 
     # -- state on disk ---------------------------------------------------------------------------
+
+    def _task(self, task_id: str) -> _Task | None:
+        """The task ``task_id``, or None. Lock held.
+
+        A task another emulator of this process runs in the same data dir is read from disk, as
+        that emulator last stored it; so is an unknown id while another emulator shares the dir.
+        """
+        task = self._tasks.get(task_id)
+        if task is not None and task_id not in self._foreign:
+            return task
+        if task is None and not (_TASK_ID.fullmatch(task_id) and self._store.crowded()):
+            return None
+        stored = self._store.load_task(task_id)
+        if stored is None:
+            return task
+        try:
+            task = _Task.from_record(stored)
+        except (KeyError, TypeError, ValueError):
+            return task
+        self._tasks[task_id] = task
+        if task.status is TaskStatus.GENERATING:
+            self._foreign.add(task_id)
+        else:
+            self._foreign.discard(task_id)
+        return task
 
     def _save(self, task: _Task) -> None:
         """Store one task as it is now. Lock held."""
@@ -833,8 +876,17 @@ class EmulatorBackend:
                 tasks.append(_Task.from_record(stored))
             except (KeyError, TypeError, ValueError):
                 log.warning("emulator: ignoring the stored task %s, which cannot be read", stored.get("task_id"))
+        resume = not self._store.shared
+        if not resume:
+            log.warning("emulator: another emulator of this process uses %s; this one answers for its "
+                        "stored tasks but leaves their unfinished work to it (one emulator per data dir "
+                        "is the supported setup)", self.data_dir)
         for task in sorted(tasks, key=lambda t: t.created):
             self._tasks[task.task_id] = task
+            if not resume:
+                if task.status is TaskStatus.GENERATING:
+                    self._foreign.add(task.task_id)
+                continue
             if task.callback_pending:
                 # Cut off mid-delivery (or before it began): the spec lets a task be delivered twice.
                 self._deliver(task, success=task.delivering)
@@ -1330,7 +1382,7 @@ class EmulatorBackend:
                 rel = link.rel
                 kind = rel.split("/")[0]
             if kind in ("origin", "results") and rel.count("/") == 1:
-                task = self._tasks.get(os.path.splitext(rel.split("/")[1])[0])
+                task = self._task(os.path.splitext(rel.split("/")[1])[0])
                 if task is None or rel not in (task.origin_rel, task.result_rel):
                     return 404, "Not Found"
                 if now >= task.created + RESULT_LIFETIME_SECONDS:

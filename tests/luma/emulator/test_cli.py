@@ -128,6 +128,8 @@ def test_serves_a_whole_task_over_plain_http(emulator_process: Running, tmp_path
 
     stats = json.loads(run.request("GET", "/_emulator/stats", key=None)[2])
     assert stats["creates"] == 1 and stats["tasks"]["SUCCESS"] == 1
+    assert stats["requests"]["creates"] == 1 and stats["requests"]["reads"] >= 1
+    assert stats["requests"]["credits"] == 2 and stats["requests"]["files"] == 1
     lines = (tmp_path / "data" / "creates.jsonl").read_text().splitlines()
     assert [json.loads(line)["taskId"] for line in lines] == [task_id]
 
@@ -150,7 +152,7 @@ def test_help_lists_every_option() -> None:
         "--create-failure-rate", "--workers", "--seed", "--max-video-seconds", "--max-video-bytes",
         "--sample-size", "--sample-seconds", "--error-style", "--response-while-generating",
         "--error-code-type", "--upload-shape", "--callback-failure-code", "--retry-after", "--latency",
-        "--rate-429", "--rate-500", "--rate-timeout", "--rate-malformed", "--fault-creates",
+        "--rate-429", "--rate-500", "--rate-timeout", "--rate-malformed", "--fault-creates", "--answer-delay",
         "--timeout-seconds", "--maintenance", "--feature-disabled", "--reject-bare-user-agent",
         "--sign-callbacks", "--callback-retries", "--callback-backoff", "--callback-timeout", "--allow-host",
         "LUMA_EMULATOR_API_KEY", "LUMA_EMULATOR_SIGNING_KEY",
@@ -171,3 +173,51 @@ def test_bad_option_values_are_refused() -> None:
         result = subprocess.run([sys.executable, "-m", "luma.emulator", "--port", "0", *args], cwd=REPO,
                                 env=_env(), capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, args
+
+
+def _record(run: Running, task_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(run.request("GET", f"/api/v1/modify/record-info?taskId={task_id}")[2])["data"]
+    return data
+
+
+def test_a_killed_server_is_answered_for_by_the_next_one(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    args = ["--processing-delay", "2", "--sample-size", "160x90", "--sample-seconds", "1", "--answer-delay", "0.2",
+            "--data-dir", str(data_dir), "--require-key"]
+    env = _env(LUMA_EMULATOR_API_KEY=KEY)
+    first = _start(args, env)
+    run = next(first)
+    try:
+        sample = f"{run.base}/files/samples/city-lights.mp4"
+        created = json.loads(run.request("POST", "/api/v1/modify/generate",
+                                         body={"prompt": "outlive the server", "videoUrl": sample})[2])
+        task_id = created["data"]["taskId"]
+        before = _record(run, task_id)
+        assert before["successFlag"] == 0
+        # A second server on the same data dir is refused while the first lives.
+        refused = subprocess.run([sys.executable, "-m", "luma.emulator", "--port", "0", "--data-dir", str(data_dir)],
+                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and "is using the data dir" in refused.stderr
+        run.process.send_signal(signal.SIGKILL)  # mid-task: no close, no clean-up
+        assert run.process.wait(10) == -signal.SIGKILL
+    finally:
+        first.close()
+
+    second = _start(args, env)
+    run = next(second)
+    try:
+        deadline = time.monotonic() + 90
+        while (data := _record(run, task_id))["successFlag"] == 0:
+            assert time.monotonic() < deadline, "the task did not finish within 90 s"
+            time.sleep(0.25)
+        assert data["successFlag"] == 1
+        assert (data["taskId"], data["createTime"], data["paramJson"]) == \
+            (before["taskId"], before["createTime"], before["paramJson"])
+        result = data["response"]["resultUrls"][0]
+        assert result.startswith(run.base + "/files/results/")  # the new server's own address
+        status, _, chunk = run.request("GET", result, key=None, headers={"Range": "bytes=0-99"})
+        assert status == 206 and chunk[4:8] == b"ftyp"
+        assert json.loads(run.request("GET", "/api/v1/chat/credit")[2])["data"] == 990
+        assert json.loads(run.request("GET", "/_emulator/stats", key=None)[2])["creates"] == 1
+    finally:
+        second.close()

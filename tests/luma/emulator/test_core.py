@@ -65,6 +65,7 @@ def path_of(emulator: Emulator, url: str) -> str:
     {"error_style": "xml"}, {"failure_rate": 1.5}, {"rate_429": -0.1}, {"rate_500": 0.6, "rate_timeout": 0.6},
     {"processing_delay": -1}, {"upload_shape": "C"}, {"response_while_generating": "missing"},
     {"error_code_type": "float"}, {"required_key": "  "}, {"public_base": "ftp://x"}, {"callback_failure_code": 200},
+    {"answer_delay": -1},
 ])
 def test_config_refuses_settings_that_cannot_work(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
@@ -105,6 +106,28 @@ def test_admin_paths(make_emulator: Callable[..., Emulator]) -> None:
     for bad in ({"required_key": "x"}, {"no_such_field": 1}, {"rate_500": 3}):
         assert call(emulator, "POST", "/_emulator/config", key=None, json_body=bad).status == 400
     assert emulator.config.required_key is None
+
+
+def test_stats_count_requests_per_operation_answered_or_not(make_emulator: Callable[..., Emulator]) -> None:
+    emulator = make_emulator()
+    task_id = create(emulator)
+    for _ in range(3):
+        call(emulator, "GET", f"{PATH_RECORD}?taskId={task_id}")
+    assert envelope(call(emulator, "GET", f"{PATH_RECORD}?taskId={task_id}", key=None))["code"] == 401
+    assert envelope(call(emulator, "GET", f"{PATH_RECORD}?taskId={'0' * 32}"))["code"] == 404
+    emulator.configure(rate_429=1.0)
+    assert envelope(call(emulator, "GET", f"{PATH_RECORD}?taskId={task_id}"))["code"] == 429
+    assert envelope(call(emulator, "GET", PATH_CREDITS))["code"] == 429
+    emulator.configure(rate_429=0.0)
+    url = upload(emulator, "clip.mp4", b"0123456789")
+    call(emulator, "GET", path_of(emulator, url), key=None)
+    call(emulator, "HEAD", path_of(emulator, url), key=None)
+    call(emulator, "POST", "/api/v1/common/download-url", json_body={"url": url})
+    call(emulator, "GET", "/api/v1/nowhere")
+    call(emulator, "GET", "/_emulator/config", key=None)  # the admin paths are not counted
+    assert emulator.stats()["requests"] == {"creates": 1, "reads": 6, "credits": 1, "uploads": 1, "files": 2,
+                                            "download_urls": 1, "other": 1}
+    assert emulator.stats()["creates"] == 1  # accepted creates, as before
 
 
 # --- what is recorded ----------------------------------------------------------------------------
