@@ -239,3 +239,89 @@ def tiny_clip(dst: Path, *, width: int = 64, height: int = 36, seconds: float = 
 
     media.make_sample("bouncing-shapes", dst, width=width, height=height, seconds=seconds, fps=fps)
     return dst
+
+
+# --- the dashboard as a separate process ------------------------------------------------------------
+
+
+class DashboardProcess:
+    """``streamlit run app.py`` on a free loopback port with its own data folder, until closed."""
+
+    def __init__(self, home: Path, *, secrets: str = "", env: dict[str, str] | None = None,
+                 port: int | None = None, start_timeout: float = 90.0) -> None:
+        import socket
+
+        home.mkdir(parents=True, exist_ok=True)
+        self.home = home
+        secrets_file = home / "secrets.toml"
+        secrets_file.write_text(secrets, encoding="utf-8")
+        if port is None:
+            with socket.socket() as s:
+                s.bind((LOOPBACK, 0))
+                port = int(s.getsockname()[1])
+        self.url = f"http://{LOOPBACK}:{port}"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("LUMA_")}
+        environ.update({"LUMA_DATA_DIR": str(home / "data"), "LUMA_EMULATOR_DIR": str(home / "emulator")})
+        environ.update(env or {})
+        self._log = open(home / "streamlit.log", "wb")  # noqa: SIM115 - closed in close()
+        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                   "--server.address", LOOPBACK, "--server.port", str(port), "--server.fileWatcherType", "none",
+                   "--browser.gatherUsageStats", "false", "--secrets.files", str(secrets_file)]
+        self.proc = subprocess.Popen(command, cwd=REPO, env=environ, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the dashboard exited early: {(home / 'streamlit.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/_stcore/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.close()
+                raise TimeoutError("the dashboard never became healthy")
+            time.sleep(0.2)
+
+    @property
+    def ledger_url(self) -> str:
+        return f"sqlite:///{self.home / 'data' / 'ledger.sqlite'}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self._log.close()
+
+    def __enter__(self) -> DashboardProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def browser_submit(page: Any, url: str, video: str, prompt: str) -> None:
+    """Submit one task from a public URL on the dashboard's Submit page and wait for its answer."""
+    settled = """() => { const a = document.querySelector('[data-testid="stApp"]');
+        return !!a && a.getAttribute('data-test-script-state') === 'notRunning'
+                   && a.getAttribute('data-test-connection-state') === 'CONNECTED'; }"""
+    page.goto(url)
+    page.wait_for_function(settled, timeout=60_000)
+    page.locator(".st-key-submit_source").get_by_role("radio", name="Public URL").click()
+    page.wait_for_function(settled, timeout=60_000)
+    field = page.locator(".st-key-submit_video_url input")
+    field.fill(video)
+    field.press("Enter")
+    box = page.locator(".st-key-submit_prompt textarea")
+    box.fill(prompt)
+    box.press("Tab")
+    page.get_by_text("The video passed every check.").wait_for(timeout=60_000)
+    page.wait_for_function(settled, timeout=60_000)
+    page.locator(".st-key-submit_button").get_by_role("button", name="Start task").click()
+    page.locator(".st-key-submit_result").wait_for(timeout=60_000)

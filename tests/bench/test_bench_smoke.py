@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cold_start, fanout, jobs_page, media_cost, polling, soak
+from bench import cold_start, fanout, jobs_page, media_cost, polling, soak, time_to_know, tracker_cycle
 from bench.__main__ import main
 from bench.common import Options
 
@@ -36,30 +36,42 @@ def test_fanout_concurrent_refresh_beats_one_at_a_time_and_nears_the_floor() -> 
     assert data["sequential_per_task_s"] >= fanout.LATENCY * 0.9
 
 
-def test_polling_simulation_drives_the_dashboard_schedule() -> None:
+def test_polling_simulation_drives_the_trackers_schedule() -> None:
     result = polling.run(TINY)
     one, five = result.raw["1min"], result.raw["5min"]
     for data in (one, five):
-        ours, fixed = data["dashboard"], data["fixed_10s"]
-        assert 0 <= ours["delay_mean"] <= ours["delay_worst"]
+        ours, fixed = data["tracker"], data["fixed_10s"]
+        assert 0 <= ours["delay_mean"] <= ours["delay_worst"] < 30
         assert ours["calls_mean"] >= 2  # the first read and the one that sees the task final
         assert fixed["delay_worst"] < polling.FIXED_POLL
-    # The schedule backs off towards 30 s, so a 5-minute task costs fewer reads than a 10 s poll.
-    assert five["dashboard"]["calls_mean"] < five["fixed_10s"]["calls_mean"]
-    # A task that finishes at once is known at the first or second read.
-    life = polling.dashboard_life(0.0)
-    assert life.calls == 1 and life.delay == 0.0
+    # The schedule backs off towards 29 s, so a 5-minute task costs fewer reads than a 10 s poll.
+    assert five["tracker"]["calls_mean"] < five["fixed_10s"]["calls_mean"]
+    # A task that finishes at once is known at the first read.
+    life = polling.tracker_life(0.0)
+    assert life.calls == 1
     assert polling.fixed_life(25.0).calls == 4  # reads at 0, 10, 20, 30 s
 
 
-def test_jobs_page_reruns_with_seeded_tasks_and_refreshes_the_pending_half() -> None:
+def test_jobs_page_reruns_over_a_seeded_ledger() -> None:
     result = jobs_page.run(TINY)
-    assert result.raw["n10"]["refreshed"] == 5
-    assert result.row("10 tasks, all final: rerun / empty").value > 0
-    assert result.row("10 tasks, half pending: rerun / empty").value > 0
-    assert result.raw["n10"]["tasks_query_chars"] == 10 * 33 - 1
-    pickled = result.raw["memory_per_1000"]["pickled_bytes"]
-    assert 1000 * 100 < pickled < 1000 * 10_000, "a tracked task should pickle to 0.1-10 KB"
+    assert result.raw["n0_s"] > 0 and result.raw["n100_s"] > 0
+    assert result.row("100 tasks: rerun / empty").value > 0
+
+
+def test_tracker_cycle_reads_every_due_task_once() -> None:
+    result = tracker_cycle.run(TINY)
+    assert result.raw["reads"] == result.raw["n"] == 50
+    assert result.raw["cycle_s"] >= result.raw["floor_s"] * 0.9
+    assert not result.failed_checks
+
+
+@pytest.mark.skipif(not Path(cold_start.CHROMIUM).exists(), reason="needs Debian chromium at /usr/bin/chromium")
+def test_time_to_know_live_with_and_without_callbacks() -> None:
+    result = time_to_know.run(TINY)
+    polling_delays, callback_delays = result.raw["polling"]["delays"], result.raw["callbacks"]["delays"]
+    assert len(polling_delays) == len(callback_delays) == time_to_know.TASKS
+    assert max(callback_delays) < 5, "a callback brings the result at once"
+    assert result.raw["callbacks"]["reads_per_task"] <= 2
 
 
 @pytest.mark.skipif(not Path(cold_start.CHROMIUM).exists(), reason="needs Debian chromium at /usr/bin/chromium")
@@ -108,7 +120,7 @@ def test_entry_point_writes_the_figures_as_json(tmp_path: Path) -> None:
 def test_entry_point_lists_figures_and_refuses_unknown_ones() -> None:
     listed = subprocess.run([sys.executable, "-m", "bench", "--list"], cwd=REPO, capture_output=True, text=True,
                             check=True, timeout=60)
-    for name in ("fanout", "polling", "jobs", "cold", "media", "soak"):
+    for name in ("fanout", "polling", "jobs", "cold", "media", "soak", "tracker", "tabs", "know"):
         assert name in listed.stdout
     wrong = subprocess.run([sys.executable, "-m", "bench", "--only", "nope"], cwd=REPO, capture_output=True,
                            text=True, timeout=60)
@@ -120,7 +132,7 @@ def test_committed_results_have_every_figure() -> None:
     if not latest.exists():
         pytest.skip("no full run committed yet")
     document = json.loads(latest.read_text())
-    assert set(document["figures"]) == {"fanout", "polling", "jobs", "cold", "media", "soak"}
+    assert {"fanout", "polling", "jobs", "cold", "media", "soak"} <= set(document["figures"])
     assert all(f["error"] is None for f in document["figures"].values())
     soak_rows = {r["name"]: r for r in document["figures"]["soak"]["rows"]}
     assert soak_rows["tasks lost"]["value"] == 0 and soak_rows["duplicate creates"]["value"] == 0

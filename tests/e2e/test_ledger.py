@@ -123,6 +123,7 @@ def test_kill_9_while_tasks_run_and_a_create_is_out_loses_nothing_and_sends_noth
         emulator.close()
 
 
+@pytest.mark.timeout(400)
 def test_three_open_tabs_make_no_more_status_calls_than_one(browser: Any, tmp_path: Path) -> None:
     """Open tabs read the ledger, never the provider: tracking costs the same with 1 tab or 3."""
     counts = {}
