@@ -47,10 +47,12 @@ from .errors import LedgerConflict, LedgerError, LedgerUnavailable
 from .limiter import IN_FLIGHT_BOUND, LedgerCreateLimiter
 from .migrate import head_revision
 from .records import (
+    CANCELLED,
     CREATING,
     NOT_CREATED,
     NOT_READ,
     OUTCOME_UNKNOWN,
+    QUEUED,
     SORT_FIELDS,
     STATUS_LABELS,
     AddResult,
@@ -63,10 +65,12 @@ from .records import (
     status_label,
 )
 from .schema import CreateState, Mode, Origin
+from .sets import SetItem, SetRow
 from .store import DEFAULT_URL, INTERRUPTED_CREATE, Ledger
 
 __all__ = [
     "AddResult",
+    "CANCELLED",
     "CREATING",
     "CreateClaim",
     "CreateState",
@@ -82,8 +86,11 @@ __all__ = [
     "NOT_CREATED",
     "NOT_READ",
     "OUTCOME_UNKNOWN",
+    "QUEUED",
     "Origin",
     "Page",
+    "SetItem",
+    "SetRow",
     "SORT_FIELDS",
     "STATUS_LABELS",
     "SortField",

@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from luma.models import TaskStatus
 
-from .records import CREATING, NOT_CREATED, NOT_READ, OUTCOME_UNKNOWN, STATUS_LABELS, TaskQuery
+from .records import CANCELLED, CREATING, NOT_CREATED, NOT_READ, OUTCOME_UNKNOWN, QUEUED, STATUS_LABELS, TaskQuery
 from .schema import tasks
 
 __all__ = ["escape_like", "label_condition", "order_by", "where"]
@@ -33,6 +33,10 @@ def escape_like(text: str) -> str:
 def label_condition(label: str) -> ColumnElement[bool]:
     """The rows whose :attr:`TaskRow.status_label` is ``label``."""
     c = tasks.c
+    if label == QUEUED:
+        return c.state == "queued"
+    if label == CANCELLED:
+        return c.state == "cancelled"
     if label == CREATING:
         return c.state == "creating"
     if label == OUTCOME_UNKNOWN:

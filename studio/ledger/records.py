@@ -18,7 +18,9 @@ from .schema import CreateState, Mode, Origin
 
 __all__ = [
     "AddResult",
+    "CANCELLED",
     "CREATING",
+    "QUEUED",
     "CreateClaim",
     "NOT_CREATED",
     "NOT_READ",
@@ -33,6 +35,8 @@ __all__ = [
     "status_label",
 ]
 
+QUEUED: Final = "Queued"
+CANCELLED: Final = "Cancelled"
 CREATING: Final = "Creating"
 OUTCOME_UNKNOWN: Final = "Outcome unknown"
 NOT_CREATED: Final = "Not created"
@@ -40,6 +44,7 @@ NOT_READ: Final = "Not read yet"
 
 # Display order, also the order of "sort by status": what needs attention first.
 STATUS_LABELS: Final[tuple[str, ...]] = (
+    QUEUED,
     CREATING,
     NOT_READ,
     TaskStatus.GENERATING.label,
@@ -49,11 +54,16 @@ STATUS_LABELS: Final[tuple[str, ...]] = (
     TaskStatus.GENERATE_FAILED.label,
     TaskStatus.CREATE_TASK_FAILED.label,
     NOT_CREATED,
+    CANCELLED,
 )
 
 
 def status_label(state: str, status: TaskStatus | int | None) -> str:
     """A task's label from its create state and provider status (see :data:`STATUS_LABELS`)."""
+    if state == "queued":
+        return QUEUED
+    if state == "cancelled":
+        return CANCELLED
     if state == "creating":
         return CREATING
     if state == "unknown":
@@ -145,6 +155,33 @@ class TaskRow:
     """The hash of the secret in the callback URL this dashboard gave the provider (None: no callback to us)."""
     callback_at: datetime | None = None
     """When a valid callback for this task last arrived (UTC)."""
+    set_id: str | None = None
+    """The variant set this task is a take of, if any."""
+    set_index: int | None = None
+    """Its place in the set (0-based, the order the set was planned in)."""
+    prompt_index: int | None = None
+    """Which of the set's prompts it uses (a grid axis)."""
+    input_index: int | None = None
+    """Which of the set's input videos it uses (the other grid axis)."""
+    cost: int | None = None
+    """Credits it cost (or will cost, while queued)."""
+    kept: bool = False
+    """A reviewer starred this take."""
+    labels: str | None = None
+    """A reviewer's labels, as a JSON list of strings."""
+    archived_path: str | None = None
+    """Where the archived copy of its result lives (None: not archived)."""
+    archived_at: datetime | None = None
+    """When that copy was made (UTC)."""
+
+    @property
+    def label_list(self) -> tuple[str, ...]:
+        """The labels as a tuple."""
+        try:
+            values = json.loads(self.labels) if self.labels else []
+        except ValueError:
+            return ()
+        return tuple(str(v) for v in values) if isinstance(values, list) else ()
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> TaskRow:
@@ -162,7 +199,7 @@ class TaskRow:
         """True once nothing about the task will change: a final status, or a create that provably failed."""
         if self.status is not None:
             return self.status.is_final
-        return self.state == "failed"
+        return self.state in ("failed", "cancelled")
 
     @property
     def status_label(self) -> str:

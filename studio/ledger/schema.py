@@ -33,17 +33,18 @@ __all__ = [
     "create_keys",
     "create_slots",
     "metadata",
+    "sets",
     "tasks",
     "tracker_cycles",
 ]
 
 Mode = Literal["live", "demo"]
 Origin = Literal["submitted", "imported", "link"]
-CreateState = Literal["creating", "created", "failed", "unknown"]
+CreateState = Literal["queued", "creating", "created", "failed", "unknown", "cancelled"]
 
 MODES: Final[tuple[str, ...]] = ("live", "demo")
 ORIGINS: Final[tuple[str, ...]] = ("submitted", "imported", "link")
-CREATE_STATES: Final[tuple[str, ...]] = ("creating", "created", "failed", "unknown")
+CREATE_STATES: Final[tuple[str, ...]] = ("queued", "creating", "created", "failed", "unknown", "cancelled")
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -133,12 +134,39 @@ tasks = sa.Table(
     # Callbacks (revision 0002): the hash of the task's callback secret, and the last valid callback.
     sa.Column("callback_token", sa.String(64), nullable=True),
     sa.Column("callback_at", UTCDateTime, nullable=True),
+    # Variant sets, spending, review and archive (revision 0003).
+    sa.Column("set_id", sa.String(32), nullable=True),
+    sa.Column("set_index", sa.Integer, nullable=True),
+    sa.Column("prompt_index", sa.Integer, nullable=True),
+    sa.Column("input_index", sa.Integer, nullable=True),
+    sa.Column("cost", sa.Integer, nullable=True),
+    sa.Column("kept", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("labels", sa.Text, nullable=True),
+    sa.Column("archived_path", sa.Text, nullable=True),
+    sa.Column("archived_at", UTCDateTime, nullable=True),
     sa.Index("ix_tasks_next_check_at", "next_check_at"),
     sa.Index("ix_tasks_mode_created_at", "mode", "created_at"),
     sa.Index("ix_tasks_mode_owner_created_at", "mode", "owner", "created_at"),
     sa.Index("ix_tasks_status", "status"),
     sa.Index("ix_tasks_key_ref", "key_ref"),
     sa.Index("ix_tasks_callback_token", "callback_token", unique=True),
+    sa.Index("ix_tasks_set_id", "set_id"),
+)
+
+sets = sa.Table(
+    "sets",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("owner", sa.String(_OWNER_LEN), nullable=True),
+    sa.Column("owner_name", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("prompts", sa.Text, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("crossed", sa.Boolean, nullable=False),
+    sa.Column("cost_per_task", sa.Integer, nullable=False),
+    sa.Index("ix_sets_mode_created_at", "mode", "created_at"),
 )
 
 create_keys = sa.Table(

@@ -38,6 +38,7 @@ from .errors import LedgerConflict, LedgerError, LedgerUnavailable
 from .migrate import current_revision, upgrade
 from .records import STATUS_LABELS, AddResult, CreateClaim, Page, TaskQuery, TaskRow, TrackerCycle, status_label
 from .schema import MODES, ORIGINS, Mode, Origin, UTCDateTime, tasks, tracker_cycles
+from .sets import SetsMixin
 
 __all__ = ["DEFAULT_URL", "INTERRUPTED_CREATE", "Ledger"]
 
@@ -93,7 +94,7 @@ def _row(mapping: Any) -> TaskRow:
     return TaskRow.from_mapping(mapping._mapping)
 
 
-class Ledger:
+class Ledger(SetsMixin):
     """The task ledger over one database URL (SQLite file, or Postgres via ``postgresql+psycopg``).
 
     ``clock`` gives the time of writes that take none explicitly (aware UTC). Thread-safe: every
@@ -219,6 +220,7 @@ class Ledger:
         source_name: str | None = None,
         sender: str | None = None,
         callback_token: str | None = None,
+        cost: int | None = None,
     ) -> CreateClaim:
         """Write the create down before sending it; only the claim with ``mine=True`` may send.
 
@@ -247,6 +249,7 @@ class Ledger:
             "failures": 0,
             "lease_owner": sender,
             "callback_token": callback_token,
+            "cost": cost,
         }
         statement = (
             self._insert().values(**values).on_conflict_do_nothing(index_elements=["request_key"]).returning(*tasks.c)
@@ -796,6 +799,17 @@ class Ledger:
         for state, status, count in groups:
             counts[status_label(state, status)] += count
         return counts
+
+    def total_cost(self, query: TaskQuery) -> int:
+        """Credits of the tasks the query matches (all pages): created or queued ones, not failed creates."""
+        c = tasks.c
+        charged = sa.or_(
+            sa.and_(c.state.in_(("created", "creating")), sa.or_(c.status.is_(None), c.status != 2)),
+            c.state == "queued",
+        )
+        statement = sa.select(sa.func.coalesce(sa.func.sum(c.cost), 0)).where(*filters.where(query), charged)
+        with self.transaction() as conn:
+            return int(conn.execute(statement).scalar_one())
 
     def people(self, mode: Mode) -> list[tuple[str, str | None]]:
         """Everyone with a task in ``mode``: (owner, the display name of their latest task), by name."""
