@@ -66,6 +66,13 @@ def _float(value: Any, default: float) -> float:
     return number if number > 0 else default
 
 
+def _archive_url(table: Mapping[str, Any], data_dir: Path) -> str | None:
+    url = str(table.get("url") or "").strip()
+    if url:
+        return url
+    return str(data_dir / "archive") if table.get("enabled") is True else None
+
+
 def read_secrets_file(path: Path | None = None) -> dict[str, Any]:
     """``.streamlit/secrets.toml`` as a dict (empty when missing): for processes without Streamlit."""
     target = path if path is not None else APP_ROOT / ".streamlit" / "secrets.toml"
@@ -112,6 +119,9 @@ class DeploymentConfig:
     """This server on loopback (``LUMA_SERVER_ORIGIN``, set by app.py): where the demo's emulator delivers."""
     health_token: str | None = field(default=None, repr=False)
     """``[health] token``: when set, ``/api/health`` wants it as a bearer token."""
+    archive_url: str | None = None
+    """``[archive] url`` (a folder or an fsspec URL), or ``archive/`` in the data folder with
+    ``[archive] enabled = true``: where finished results are copied once (None: no archive)."""
 
     @property
     def key_ref(self) -> str | None:
@@ -137,6 +147,7 @@ class DeploymentConfig:
             self.refresh_max,
             self.server_origin,
             bool(self.callback_key),
+            self.archive_url,
         )
 
     @classmethod
@@ -181,4 +192,5 @@ class DeploymentConfig:
             callback_key=str(callbacks.get("hmac_key") or env.get("LUMA_CALLBACK_HMAC_KEY") or "").strip() or None,
             server_origin=(env.get("LUMA_SERVER_ORIGIN") or "").strip().rstrip("/") or None,
             health_token=str(_table(secrets, "health").get("token") or "").strip() or None,
+            archive_url=_archive_url(_table(secrets, "archive"), data_dir),
         )

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from luma.errors import LumaError, MalformedResponseError, RequestTimeout, TransportError
 
-__all__ = ["NotSent", "SettleQueue", "send_written"]
+__all__ = ["NotSent", "SettleQueue", "send_claimed", "send_written"]
 
 _LOG = logging.getLogger("luma.creates")
 
@@ -113,6 +113,19 @@ def send_written(
         raise NotSent(f"The task ledger could not record the task ({err}), so nothing was sent.") from None
     if not claim.mine:
         return _await_settled(ledger, request_key, wait=wait, poll=poll)
+    return send_claimed(ledger, request_key, create, queue=queue, first_check=first_check)
+
+
+def send_claimed(
+    ledger: Any,
+    request_key: str,
+    create: Callable[[], str],
+    *,
+    queue: SettleQueue | None = None,
+    first_check: Callable[[], datetime] | None = None,
+) -> str:
+    """Send a create whose row this caller holds in state "creating" (written ahead, or a queued
+    take it started), and settle the row with the answer; returns the task id or raises."""
     try:
         task_id = create()
     except BaseException as err:

@@ -16,22 +16,24 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from luma import AsyncLumaClient, RetryPolicy
+from luma import AsyncLumaClient, LumaClient, RetryPolicy
 from luma.egress import EgressPolicy, GuardedTransports
 from luma.emulator import Emulator, EmulatorConfig
 
+from .archive import Archive, Archiver
 from .config import DeploymentConfig, host_of
 from .creates import SettleQueue
+from .dispatcher import CreateRoute, Dispatcher
 from .keys import KeyRing
 from .registry import Registry
-from .schedule import Schedule
-from .tracker import Route, Tracker
+from .schedule import CALLBACK_FALLBACK, Schedule
+from .tracker import Route, Tracker, utcnow
 from .web import CALLBACK_PREFIX, VERSION, CallbackLog, callback_token
 
 __all__ = ["DEMO_KEY", "Studio", "shutdown_all", "studio_for"]
@@ -47,6 +49,7 @@ INTERRUPTED_AFTER = 90.0
 # The tracker is not on a page's path: it can wait longer for an answer than a page can.
 _TRACKER_TIMEOUT = 10.0
 _TRACKER_RETRY = RetryPolicy(max_attempts=2, max_delay=1.0, max_total=8.0)
+_CREATE_TIMEOUT = 30.0
 
 
 class Studio:
@@ -75,6 +78,17 @@ class Studio:
         self.settles = SettleQueue()
         """Create answers the ledger could not take at once (written by the tracker's next cycle)."""
         self.tracker = Tracker(self.ledger, self.route_for, before_cycle=self._housekeeping)
+        self.dispatcher = Dispatcher(
+            self.ledger, self.create_route_for, process_id=self.tracker.process_id, settles=self.settles,
+            on_created=self.tracker.nudge,
+        )
+        self._create_clients = Registry(max_entries=32)
+        self.archive: Archive | None = Archive(config.archive_url) if config.archive_url else None
+        """Where finished results are copied once, so they outlive the provider's 14 days (optional)."""
+        self.archiver = Archiver(self.ledger, self.archive, self.fetch_result) if self.archive is not None else None
+        self._archived_at = 0.0
+        self.observed_price: int | None = None
+        """What the last create sent alone cost, measured from the balance (Settings compares it with the price)."""
         self.wrap: Callable[[Any], Any] = lambda transport: transport
         """Wraps the transports the tracker reads through (a test seam; identity otherwise)."""
         self._swept_at = 0.0
@@ -110,11 +124,33 @@ class Studio:
         if now - self._swept_at > 10.0:
             self._swept_at = now
             self._sweep()
+        if self.archiver is not None and now - self._archived_at > 5.0:
+            self._archived_at = now
+            # A few per cycle: copying is slow next to reading, and the tracker must keep its pace.
+            self.archiver.run_once(limit=3)
+
+    def fetch_result(self, row: Any) -> bytes | None:
+        """The result video's bytes from the provider (for the archive); None without a way to ask."""
+        url = row.result_url
+        if not url:
+            return None
+        if row.mode == "demo":
+            with LumaClient(DEMO_KEY, transport=self.demo_transport()) as client:
+                return client.fetch(url)
+        api_key = self.keys.get(row.key_ref)
+        if api_key is None:
+            return None
+        api_base = row.api_base or self.config.api_base
+        with LumaClient(api_key, api_base=api_base, upload_base=self.config.upload_base, transport=self.network,
+                        timeout=_CREATE_TIMEOUT) as client:
+            # Result URLs are the provider's; a fresh download link is what can be fetched.
+            return client.fetch(client.get_download_url(url))
 
     def ensure_tracking(self) -> Tracker:
-        """The tracker, started if it is not running (idempotent; the lifespan or a first page)."""
+        """The tracker and the dispatcher, started if not running (idempotent; the lifespan or a first page)."""
         self.ready()
         self.tracker.start()
+        self.dispatcher.start()
         return self.tracker
 
     # -- the demo emulator -----------------------------------------------------------------------
@@ -240,6 +276,46 @@ class Studio:
             schedule=self.schedule(False),
         )
 
+    def create_route_for(self, row: Any) -> CreateRoute | str:
+        """How the dispatcher sends a queued take, or why this process cannot (it is given back)."""
+        from .ledger import LedgerCreateLimiter
+
+        demo = row.mode == "demo"
+        api_key = DEMO_KEY if demo else self.keys.get(row.key_ref)
+        if api_key is None:
+            return "key"
+        api_base = row.api_base or self.config.api_base
+        if not demo and row.key_ref == self.config.key_ref and host_of(api_base) not in self.config.key_hosts:
+            return "base"
+
+        def build() -> LumaClient:
+            transport = self.wrap(self.demo_transport() if demo else self.network)
+            return LumaClient(
+                api_key, api_base=api_base, upload_base=self.config.upload_base, transport=transport,
+                timeout=_CREATE_TIMEOUT, retry=_TRACKER_RETRY,
+                create_limiter=LedgerCreateLimiter(self.ledger, "demo" if demo else str(row.key_ref)),
+            )
+
+        client = self._create_clients.get((row.mode, row.key_ref, api_base), build, LumaClient.close)
+        schedule = self.schedule(demo)
+        mode = row.mode
+
+        def create(take: Any) -> str:
+            ours = self.callback_for(mode) if take.callback_url is None else None
+            if ours is not None:
+                self.ledger.set_callback_token(take.request_key, ours[1])
+            return client.create_task(
+                take.prompt, take.video_url, callback_url=ours[0] if ours else take.callback_url,
+                watermark=take.watermark,
+            )
+
+        def first_check() -> datetime:
+            # A take whose callback will come is read only as a safety net.
+            delay = CALLBACK_FALLBACK if self.callback_base(mode) else schedule.lo
+            return utcnow() + timedelta(seconds=delay)
+
+        return CreateRoute(create=create, first_check=first_check)
+
     def add_key(self, api_key: str) -> str:
         """Keep a session's key in memory so its tasks are tracked; wakes tasks waiting for it."""
         ref, new = self.keys.add(api_key)
@@ -255,7 +331,9 @@ class Studio:
 
     def close(self) -> None:
         """Stop the tracker, then close the emulator, the network pools and the ledger."""
+        self.dispatcher.stop()
         self.tracker.stop()
+        self._create_clients.clear()
         with self._lock:
             emulator, self._emulator = self._emulator, None
         if emulator is not None:

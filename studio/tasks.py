@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -107,6 +107,7 @@ FRAME_COLUMNS = (
     "submitted",
     "completed",
     "duration",
+    "cost",
     "source",
     "result",
     "error",
@@ -159,6 +160,7 @@ def tasks_frame(rows: Iterable[Any], now: datetime, *, links: bool = True) -> pd
             "submitted": row.submitted_at_best,
             "completed": row.completed_at,
             "duration": _duration(row, now),
+            "cost": row.cost,
             "source": shown(row.video_url or row.origin_url),
             "result": shown(row.result_url),
             "error": error_text(row),
@@ -173,6 +175,7 @@ def tasks_frame(rows: Iterable[Any], now: datetime, *, links: bool = True) -> pd
     frame["submitted"] = pd.to_datetime(frame["submitted"], utc=True)
     frame["completed"] = pd.to_datetime(frame["completed"], utc=True)
     frame["duration"] = pd.to_timedelta(pd.to_numeric(frame["duration"]), unit="s")
+    frame["cost"] = pd.to_numeric(frame["cost"]).astype("Int64")
     return frame
 
 
@@ -189,6 +192,7 @@ EXPORT_FIELDS = (
     "source",
     "source_name",
     "person",
+    "cost",
     "submitted_at",
     "completed_at",
     "result_url",
@@ -216,6 +220,7 @@ def export_row(row: Any) -> dict[str, Any]:
         "source": row.source,
         "source_name": row.source_name,
         "person": row.owner_name,
+        "cost": row.cost,
         "submitted_at": _iso(row.submitted_at_best),
         "completed_at": _iso(row.completed_at),
         "result_url": row.result_url,
@@ -240,8 +245,3 @@ def export_csv(rows: Iterable[Any]) -> bytes:
 def export_json(rows: Iterable[Any]) -> bytes:
     """Tasks as a JSON document: ``{"tasks": [...]}``."""
     return json.dumps({"tasks": [export_row(r) for r in rows]}, indent=2, ensure_ascii=False).encode("utf-8")
-
-
-def age(row: Any, now: datetime) -> timedelta:
-    """How long ago the task was submitted."""
-    return now - row.submitted_at_best
