@@ -23,7 +23,10 @@ from typing import Any, Literal
 
 from luma.errors import LumaError, MalformedResponseError, RequestTimeout, TransportError
 
-__all__ = ["NotSent", "SettleQueue", "send_claimed", "send_written"]
+from .ledger.sets import OverBudget
+from .sets import short_of_credits
+
+__all__ = ["BudgetRefused", "CreditsShort", "NotSent", "SettleQueue", "send_claimed", "send_written"]
 
 _LOG = logging.getLogger("luma.creates")
 
@@ -34,6 +37,26 @@ class NotSent(LumaError):
     """The create was not sent: it could not be written down first."""
 
     next_step = "Nothing was sent and nothing was charged. Try again in a moment."
+
+
+class BudgetRefused(NotSent):
+    """The create was not sent: it does not fit a spending budget (``[budget]``)."""
+
+    next_step = (
+        "Nothing was sent and nothing was charged. Budgets renew at midnight UTC (daily) and on "
+        "the 1st (monthly); whoever runs the studio can raise them under [budget]."
+    )
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("Not sent: " + " ".join(problems))
+        #: Each reason, in words.
+        self.problems = problems
+
+
+class CreditsShort(BudgetRefused):
+    """The create was not sent: the account's balance cannot pay for it."""
+
+    next_step = "Nothing was sent and nothing was charged. Top up the account's credits, then try again."
 
 
 class SettleQueue:
@@ -109,6 +132,8 @@ def send_written(
     """
     try:
         claim = ledger.begin_create(request_key, **fields)
+    except OverBudget as err:
+        raise (CreditsShort if short_of_credits(err.problems) else BudgetRefused)(err.problems) from None
     except Exception as err:  # noqa: BLE001 - whatever the database says, nothing was sent
         raise NotSent(f"The task ledger could not record the task ({err}), so nothing was sent.") from None
     if not claim.mine:

@@ -19,20 +19,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .ledger import SetItem
+from .ledger import Admit, SetItem
 
 __all__ = [
+    "MAX_PROMPT_CHARS",
     "MAX_SET_TASKS",
     "Budget",
     "Pricing",
     "SetInput",
     "Spent",
+    "admit",
     "month_start",
     "plan",
+    "short_of_credits",
     "spending_problems",
     "today_start",
 ]
 
+MAX_PROMPT_CHARS = 2000
+"""Our limit on a prompt (the provider documents none): long enough for any real description,
+short enough that a stray paste is caught before it costs a task."""
 MAX_SET_TASKS = 50
 """The most takes one set may have (the provider allows 100+ concurrent tasks; 50 is a morning's review)."""
 DEFAULT_PRICE = 10
@@ -63,6 +69,11 @@ def plan(prompts: Sequence[str], inputs: Sequence[SetInput]) -> list[SetItem]:
         raise ValueError("Add at least one prompt.")
     if not inputs:
         raise ValueError("Choose at least one input video.")
+    for n, prompt in enumerate(clean_prompts, 1):
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise ValueError(
+                f"Prompt {n} is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}. Shorten it."
+            )
     if len(set(clean_prompts)) != len(clean_prompts):
         raise ValueError("Two prompts are the same: each take should differ.")
     urls = [i.url for i in inputs]
@@ -159,7 +170,7 @@ def spending_problems(cost: int, spent: Spent, budget: Budget, balance: int | No
     """Why spending ``cost`` more credits is refused (empty: it may go ahead), naming each cap."""
     problems = []
     if balance is not None and cost > balance:
-        problems.append(f"It costs {cost:,} credits and the account has {balance:,} left.")
+        problems.append(f"It costs {cost:,} credits and {_BALANCE} {balance:,} left.")
     checks = (
         (budget.daily_per_person, spent.today_mine, "your daily budget"),
         (budget.monthly_per_person, spent.month_mine, "your monthly budget"),
@@ -173,6 +184,34 @@ def spending_problems(cost: int, spent: Spent, budget: Budget, balance: int | No
                 f"({used:,} spent)."
             )
     return problems
+
+
+def admit(cost: int, budget: Budget, owner: str | None, balance: int | None, now: datetime) -> Admit:
+    """The ledger-side check of one spend (a set or a single task): :func:`spending_problems` over
+    the spending read in the writing transaction itself, so concurrent spends cannot both slip
+    under a cap."""
+
+    def check(spent_since: Any) -> list[str]:
+        if not budget.any and balance is None:
+            return []
+        day, month = today_start(now), month_start(now)
+        spent = Spent(
+            today_mine=spent_since(day, owner) if owner else 0,
+            month_mine=spent_since(month, owner) if owner else 0,
+            today_all=spent_since(day, None),
+            month_all=spent_since(month, None),
+        )
+        return spending_problems(cost, spent, budget, balance)
+
+    return check
+
+
+_BALANCE = "the account has"
+
+
+def short_of_credits(problems: Sequence[str]) -> bool:
+    """True when one of :func:`spending_problems`' reasons is the account's balance (not a budget)."""
+    return any(_BALANCE in p for p in problems)
 
 
 def today_start(now: datetime) -> datetime:

@@ -65,10 +65,12 @@ from .records import (
     status_label,
 )
 from .schema import CreateState, Mode, Origin
-from .sets import SetItem, SetRow
+from .sets import Admit, OverBudget, SetItem, SetRow
 from .store import DEFAULT_URL, INTERRUPTED_CREATE, Ledger
 
 __all__ = [
+    "Admit",
+    "OverBudget",
     "AddResult",
     "CANCELLED",
     "CREATING",

@@ -9,7 +9,7 @@ still queued, so a cancelled take is never sent), sends it and settles it like a
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +21,25 @@ from luma.models import TaskStatus
 from .records import TaskRow
 from .schema import Mode, sets, tasks
 
-__all__ = ["SetItem", "SetRow", "SetsMixin"]
+__all__ = ["Admit", "OverBudget", "SetItem", "SetRow", "SetsMixin", "SpentSince"]
+
+SpentSince = Callable[[datetime, "str | None"], int]
+"""Credits spent (or committed) since a time, by one owner or (None) by everyone."""
+Admit = Callable[[SpentSince], list[str]]
+"""Given the ledger's spending, why a new spend is refused (empty: admitted)."""
+
+# Spending checks and the writes they admit are serialised across processes by this lock (a
+# transaction-scoped advisory lock on Postgres; SQLite's write lock serialises them already), so
+# two people starting sets at once cannot both fit under a cap only one of them fits under.
+_SPEND_LOCK = 0x4C554D4153504E44  # "LUMASPND"
+
+
+class OverBudget(Exception):
+    """A spend was refused by a budget or the balance; nothing was written."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(" ".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -102,16 +120,19 @@ class SetsMixin:
         crossed: bool,
         cost_per_task: int,
         watermark: str | None = None,
+        admit: Admit | None = None,
     ) -> int:
         """Write a set and all its takes, queued, in one transaction; returns how many were written.
 
         Each take's request key is ``set:<set_id>:<index>``: writing the same set twice (a double
-        click, a rerun) writes nothing the second time.
+        click, a rerun) writes nothing the second time. ``admit`` checks the spending in the same
+        transaction, under a lock: raises :class:`OverBudget` (nothing written) when it refuses.
         """
         now = self._clock()
         with self.transaction(write=True) as conn:
             if conn.execute(sa.select(sets.c.id).where(sets.c.id == set_id)).first() is not None:
                 return 0
+            self.admit_spend(conn, mode, admit)
             conn.execute(
                 sa.insert(sets).values(
                     id=set_id, name=name, mode=mode, owner=owner, owner_name=owner_name, created_at=now,
@@ -267,6 +288,22 @@ class SetsMixin:
     def spent(self, mode: Mode, *, since: datetime, owner: str | None = None) -> int:
         """Credits spent since ``since``: created tasks (the provider charges on create), less
         those it reports as not started (status 2, not charged); queued takes count as committed."""
+        with self.transaction() as conn:
+            return self._spent(conn, mode, since, owner)
+
+    def admit_spend(self, conn: Any, mode: Mode, admit: Admit | None) -> None:
+        """Run ``admit`` against the spending as of now, inside the caller's write transaction,
+        after taking the spending lock; raises :class:`OverBudget` when it refuses."""
+        if admit is None:
+            return
+        if self._postgres:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SPEND_LOCK})
+        problems = admit(lambda since, owner: self._spent(conn, mode, since, owner))
+        if problems:
+            raise OverBudget(problems)
+
+    @staticmethod
+    def _spent(conn: Any, mode: Mode, since: datetime, owner: str | None) -> int:
         c = tasks.c
         charged = sa.or_(
             sa.and_(c.state.in_(("created", "creating")), sa.or_(c.status.is_(None), c.status != 2)),
@@ -275,8 +312,7 @@ class SetsMixin:
         statement = sa.select(sa.func.coalesce(sa.func.sum(c.cost), 0)).where(c.mode == mode, c.created_at >= since, charged)
         if owner is not None:
             statement = statement.where(c.owner == owner)
-        with self.transaction() as conn:
-            return int(conn.execute(statement).scalar_one())
+        return int(conn.execute(statement).scalar_one())
 
     def history(self, mode: Mode, *, since: datetime, until: datetime) -> list[TaskRow]:
         """Every task written in [since, until), for the overview's charts (bounded by the range)."""

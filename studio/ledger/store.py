@@ -221,11 +221,14 @@ class Ledger(SetsMixin):
         sender: str | None = None,
         callback_token: str | None = None,
         cost: int | None = None,
+        admit: Any = None,
     ) -> CreateClaim:
         """Write the create down before sending it; only the claim with ``mine=True`` may send.
 
         ``sender`` names the process sending it (``host:pid:...``), kept in ``lease_owner`` while
         the create is out, so a restart on the same host can tell at once that it was cut off.
+        ``admit`` checks the spending first, in the same transaction (see :meth:`admit_spend`):
+        a refused create raises :class:`~studio.ledger.sets.OverBudget` and writes nothing.
         """
         _check_choice("mode", mode, MODES)
         if not request_key:
@@ -255,6 +258,12 @@ class Ledger(SetsMixin):
             self._insert().values(**values).on_conflict_do_nothing(index_elements=["request_key"]).returning(*tasks.c)
         )
         with self.transaction(write=True) as conn:
+            if admit is not None:
+                # A retry of a create already written is never refused: it sends nothing new.
+                existing = conn.execute(sa.select(tasks).where(tasks.c.request_key == request_key)).first()
+                if existing is not None:
+                    return CreateClaim(row=_row(existing), mine=False)
+                self.admit_spend(conn, mode, admit)
             written = conn.execute(statement).first()
             if written is not None:
                 return CreateClaim(row=_row(written), mine=True)
