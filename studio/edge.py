@@ -118,8 +118,9 @@ FRAME_ANCESTORS = "'self' https://*.streamlit.app https://share.streamlit.io"
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
-        # Streamlit's page and its charts run inline scripts and styles, and Vega compiles expressions.
-        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+        # Streamlit's page and its charts run inline scripts and styles, and Vega compiles expressions;
+        # an inline v2 component (the compare player) is loaded by Streamlit from a blob: URL.
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:",
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob: https:",
         # Live results play straight from the provider's file host.
