@@ -27,7 +27,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _figures() -> dict[str, tuple[str, Callable[[Options], Result]]]:
-    from . import cold_start, fanout, jobs_page, media_cost, polling, soak, tabs, time_to_know, tracker_cycle
+    from . import cold_start, fanout, jobs_page, media_cost, polling, sets, soak, tabs, time_to_know, tracker_cycle
 
     return {
         "fanout": ("refresh N pending tasks at once vs one at a time, 100 ms per request", fanout.run),
@@ -39,6 +39,7 @@ def _figures() -> dict[str, tuple[str, Callable[[Options], Result]]]:
         "tracker": ("one tracker cycle over 1,000 due tasks at 100 ms per read vs its floor", tracker_cycle.run),
         "tabs": ("status calls the provider sees with 1, 3 and 10 Jobs tabs open", tabs.run),
         "know": ("live: how late the dashboard learns a task finished, polling vs callbacks", time_to_know.run),
+        "sets": ("a 50-take variant set: written to all sent by two dispatchers vs one caller's loop", sets.run),
     }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cold_start, fanout, jobs_page, media_cost, polling, soak, time_to_know, tracker_cycle
+from bench import cold_start, fanout, jobs_page, media_cost, polling, sets, soak, time_to_know, tracker_cycle
 from bench.__main__ import main
 from bench.common import Options
 
@@ -63,6 +63,15 @@ def test_tracker_cycle_reads_every_due_task_once() -> None:
     assert result.raw["reads"] == result.raw["n"] == 50
     assert result.raw["cycle_s"] >= result.raw["floor_s"] * 0.9
     assert not result.failed_checks
+
+
+def test_a_set_is_sent_whole_under_the_limit_by_two_dispatchers() -> None:
+    result = sets.run(TINY)
+    assert result.raw["n"] == 25 and result.raw["accepted"] == 25
+    assert result.row("25 takes: creates refused with 429").value == 0
+    assert result.row("25 takes: takes created twice").ok is True
+    # 25 at 20 per window: the last 5 wait one window, in both runs.
+    assert result.raw["set_s"] >= result.raw["window_s"] and result.raw["baseline_s"] >= result.raw["window_s"]
 
 
 @pytest.mark.skipif(not Path(cold_start.CHROMIUM).exists(), reason="needs Debian chromium at /usr/bin/chromium")
