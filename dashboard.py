@@ -16,6 +16,7 @@ import streamlit as st
 from luma.errors import LumaError
 from pages._support import access, runtime
 from pages._support.feedback import describe_error, last_resort, show_error
+from pages._support.notices import notifier, show_spending
 from studio.text import plain
 
 st.set_page_config(
@@ -41,6 +42,18 @@ PAGES = {
         title="Jobs",
         icon=":material/view_list:",
         help="Follow your tasks as they finish, watch and download results, import and export task ids.",
+    ),
+    "pages/sets.py": st.Page(
+        "pages/sets.py",
+        title="Sets",
+        icon=":material/grid_view:",
+        help="Review variant sets: every take in a grid, compare input and result, keep the best, download all.",
+    ),
+    "pages/overview.py": st.Page(
+        "pages/overview.py",
+        title="Overview",
+        icon=":material/monitoring:",
+        help="Tasks and credits per day by status and by person, and how long tasks take, over a chosen range.",
     ),
     "pages/settings.py": st.Page(
         "pages/settings.py",
@@ -91,6 +104,8 @@ with st.sidebar:
             st.metric("Credits left", f"{reading.balance:,}", border=True)
         elif reading.problem is not None:
             st.caption(f":material/warning: Credits unavailable: {reading.problem.title}. {reading.problem.next_step}")
+        if ledger_problem is None:
+            show_spending(current)
     except Exception as err:  # noqa: BLE001 - the sidebar must never take the page down
         view = describe_error(err)
         st.caption(f":material/warning: {view.title}. {view.next_step}")
@@ -98,6 +113,10 @@ with st.sidebar:
             last_resort(err, context="Setting up the connection failed.")
     if runtime.auth_configured() and st.user.is_logged_in:
         st.button("Sign out", key="access_logout", icon=":material/logout:", on_click=st.logout)
+
+if ledger_problem is not None:
+    st.error(f"{plain(ledger_problem.message)}\n\n**Next step:** {ledger_problem.next_step}",
+             title=ledger_problem.title, icon=":material/database:")
 
 if reading is not None and reading.outage:
     # The provider did not answer a quick read: say so on every page rather than leave it silent.
@@ -109,6 +128,9 @@ if reading is not None and reading.outage:
         title="The provider is not answering",
         icon=":material/cloud_off:",
     )
+
+if ledger_problem is None:
+    notifier()
 
 with runtime.frame_running():
     try:

@@ -9,7 +9,9 @@ import streamlit as st
 
 from pages._support import runtime
 from pages._support.feedback import last_resort
+from pages._support.review import result_bytes
 from pages._support.task_views import details
+from studio.bundle import zip_bundle
 from studio.ledger import STATUS_LABELS, LedgerUnavailable, TaskQuery
 from studio.tasks import export_csv, export_json, parse_task_ids, tasks_frame
 from studio.text import plain
@@ -184,19 +186,26 @@ def draw_list() -> None:
         on_select="rerun",
         selection_mode="single-row",
         hide_index=True,
-        column_order=("status", "prompt", "task_id", "person", "submitted", "completed", "duration", "result", "source", "error"),
+        column_order=("status", "prompt", "task_id", "person", "submitted", "completed", "duration", "cost", "result",
+                      "source", "error"),
         column_config=table_columns(),
     )
     with st.container(horizontal=True, vertical_alignment="center"):
         st.number_input("Page", min_value=1, max_value=pages, key="jobs_page", width=110)
         st.selectbox("Rows per page", PAGE_SIZES, key="jobs_page_size", index=1, width=140)
-        st.caption(f"{page.total:,} task(s) shown · page {page_number} of {pages}")
+        st.caption(f"{page.total:,} task(s) shown · {ledger.total_cost(query()):,} credits · page {page_number} of {pages}")
         exports = query(offset=0, limit=0)
         st.download_button("Export CSV", data=lambda: export_csv(ledger.iter_rows(exports)), file_name="luma-tasks.csv",
                            mime="text/csv", key="jobs_export_csv", icon=":material/download:", on_click="ignore")
         st.download_button("Export JSON", data=lambda: export_json(ledger.iter_rows(exports)),
                            file_name="luma-tasks.json", mime="application/json", key="jobs_export_json",
                            icon=":material/data_object:", on_click="ignore")
+        if any(r.result_url for r in page.rows):
+            st.download_button(
+                "Download results (ZIP)", data=lambda: zip_bundle(page.rows[:50], lambda r: result_bytes(settings, r)),
+                file_name="luma-results.zip", mime="application/zip", key="jobs_zip", icon=":material/folder_zip:",
+                on_click="ignore", help="This page's results (up to 50) with a manifest of their prompts and settings.",
+            )
     rows = event.selection.rows if event is not None else []
     if rows and rows[0] < len(page.rows):
         details(page.rows[rows[0]], demo=settings.demo)
@@ -222,6 +231,7 @@ def table_columns() -> dict[str, Any]:
         "submitted": st.column_config.DatetimeColumn("Submitted", format="D MMM, HH:mm:ss", timezone=zone),
         "completed": st.column_config.DatetimeColumn("Completed", format="D MMM, HH:mm:ss", timezone=zone),
         "duration": st.column_config.NumberColumn("Duration", format="compact", width="small"),
+        "cost": st.column_config.NumberColumn("Credits", width="small"),
         **links,
         "error": st.column_config.TextColumn("Error", width="medium"),
     }

@@ -9,7 +9,7 @@ import streamlit as st
 
 from luma.errors import LumaError
 from luma.preflight import check_file, format_size
-from pages._support import runtime
+from pages._support import runtime, set_form
 from pages._support.feedback import show_error
 from pages._support.submission import (
     IN_FLIGHT_NOTICES,
@@ -24,6 +24,7 @@ from pages._support.views import show_report
 from studio.creates import NotSent, send_written
 from studio.ledger import LedgerUnavailable
 from studio.schedule import CALLBACK_FALLBACK
+from studio.sets import admit
 from studio.text import plain
 
 runtime.page_guard("pages/submit.py")
@@ -165,6 +166,7 @@ def act_on_request() -> None:
     ours = service.callback_for(s.mode) if inputs.callback_url is None else None
     sent_callback = ours[0] if ours else inputs.callback_url
     schedule = service.schedule(s.demo)
+    price = runtime.pricing().credits_per_task
     fields = {
         "mode": s.mode,
         "owner": who,
@@ -179,6 +181,9 @@ def act_on_request() -> None:
         "source_name": inputs.source_name,
         "sender": service.tracker.process_id,
         "callback_token": ours[1] if ours else None,
+        "cost": price,
+        # Budgets are checked as the create is written down, under the ledger's spending lock.
+        "admit": admit(price, runtime.budget(), who, runtime.balance().balance, datetime.now(UTC)),
     }
 
     def first_check() -> datetime:
@@ -186,18 +191,21 @@ def act_on_request() -> None:
         now = datetime.now(UTC)
         return now + timedelta(seconds=CALLBACK_FALLBACK if ours else schedule.lo)
 
+    def create() -> str:
+        # With this create alone in flight for the key, the balance before and after says what it
+        # really cost: recorded on the task, and compared with the configured price.
+        alone = service.ledger.creating(s.key_ref) == 1
+        before = _balance(client) if alone else None
+        task_id = client.create_task(inputs.prompt, inputs.video_url, callback_url=sent_callback, watermark=inputs.watermark)
+        after = _balance(client) if before is not None else None
+        if before is not None and after is not None and before > after:
+            service.ledger.set_cost(request.id, before - after)
+            service.observed_price = before - after
+        return task_id
+
     def send() -> str:
         # Written to the ledger before it leaves; settled with the answer (studio.creates).
-        task_id = send_written(
-            service.ledger,
-            request.id,
-            fields,
-            lambda: client.create_task(
-                inputs.prompt, inputs.video_url, callback_url=sent_callback, watermark=inputs.watermark
-            ),
-            queue=service.settles,
-            first_check=first_check,
-        )
+        task_id = send_written(service.ledger, request.id, fields, create, queue=service.settles, first_check=first_check)
         service.tracker.nudge()
         return task_id
 
@@ -212,6 +220,14 @@ def act_on_request() -> None:
         request.settle(outcome)
         runtime.forget_credits()
     st.rerun()
+
+
+def _balance(client: object) -> int | None:
+    """Credits left, or None (a cross-check is never worth failing a create for)."""
+    try:
+        return int(client.get_credits())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - the check is a nicety; the create is what matters
+        return None
 
 
 def upload_section() -> None:
@@ -263,6 +279,14 @@ st.caption(
     "Follow it on the Jobs page; it usually takes a few minutes"
     + (" (seconds in demo mode)." if settings.demo else ".")
 )
+
+mode = st.segmented_control(
+    "What to start", ["One task", "Variant set"], key="submit_mode", default="One task",
+    help="A variant set tries several prompts on several videos at once (up to 50 tasks), priced before it starts.",
+)
+if mode == "Variant set":
+    set_form.render(settings)
+    st.stop()
 
 created: SubmitRequest | None = state.get(runtime.SUBMIT_REQUEST)
 if created is not None and created.state == "done" and not created.announced:

@@ -36,6 +36,7 @@ from luma.errors import (
     TransportError,
     ValidationError,
 )
+from studio.creates import BudgetRefused, CreditsShort, NotSent
 from studio.text import plain
 
 __all__ = ["ErrorView", "describe_error", "is_outage_error", "last_resort", "redact", "set_key_source", "show_error"]
@@ -101,6 +102,10 @@ def describe_error(err: BaseException, *, secret: str | None = None) -> ErrorVie
             next_step="Try again; if it keeps happening, reload the page. Your task list is kept.",
         )
     title = next((t for cls, t in _TITLES if isinstance(err, cls)), "Something went wrong")
+    if isinstance(err, BudgetRefused):
+        title = "Not enough credits" if isinstance(err, CreditsShort) else "Over the spending budget"
+    elif isinstance(err, NotSent):
+        title = "Not sent"
     detail: str | None = None
     if isinstance(err, APIError):
         title = f"{title} ({err.status_code})"

@@ -40,6 +40,7 @@ import threading
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +59,7 @@ from studio.config import DeploymentConfig, host_of, key_ref
 from studio.ledger import Ledger, LedgerUnavailable, Mode
 from studio.registry import Registry
 from studio.service import DEMO_KEY, Studio, shutdown_all, studio_for
+from studio.sets import Budget, Pricing, Spent, month_start, today_start
 from studio.tasks import decode_task_ids, encode_task_ids
 
 from .feedback import ErrorView, describe_error, is_outage_error, set_key_source
@@ -329,6 +331,29 @@ def send_test_callback(s: Settings) -> tuple[bool, str]:
     if answer.status_code == 200 and service.callbacks.test_seen(token):
         return True, "The test callback reached this server and was accepted."
     return False, f"The test callback got HTTP {answer.status_code}: check that {base} reaches this server."
+
+
+def budget() -> Budget:
+    """The deployment's spending caps (``[budget]``)."""
+    return Budget.from_secrets(secrets_table())
+
+
+def pricing() -> Pricing:
+    """The deployment's price per task (``[pricing]``)."""
+    return Pricing.from_secrets(secrets_table())
+
+
+def spent(s: Settings, who: str) -> Spent:
+    """Credits spent (or committed by queued takes) today and this month, by ``who`` and by everyone."""
+    ledger = studio(s).ledger
+    now = datetime.now(UTC)
+    day, month = today_start(now), month_start(now)
+    return Spent(
+        today_mine=ledger.spent(s.mode, since=day, owner=who),
+        month_mine=ledger.spent(s.mode, since=month, owner=who),
+        today_all=ledger.spent(s.mode, since=day),
+        month_all=ledger.spent(s.mode, since=month),
+    )
 
 
 def owner() -> tuple[str, str]:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from luma.errors import LumaError, MalformedResponseError, TransportError
+from studio.sets import MAX_PROMPT_CHARS
 
 __all__ = [
     "IN_FLIGHT_NOTICES",
@@ -268,9 +269,6 @@ def decide_click(
 
 # --- what may be sent ----------------------------------------------------------------------------
 
-#: Our limit on a prompt (the provider documents none): long enough for any real description,
-#: short enough that a stray paste is caught before it costs a task.
-MAX_PROMPT_CHARS = 2000
 _MAX_URL_CHARS = 2048
 
 

@@ -11,6 +11,7 @@ import pytest
 from luma.emulator import media
 from pages._support import runtime
 from pages._support.submission import SubmitInputs, SubmitRequest
+from studio.ledger import TaskQuery
 
 from .conftest import alerts, creates, envelope, make_app, page_text
 
@@ -215,8 +216,19 @@ def test_create_404_says_the_endpoint_may_have_moved(seam):
     assert any("retired or moved" in e.value for e in at.error)
 
 
-def test_errors_from_the_emulator_itself(hermetic):
+def test_a_create_the_balance_cannot_pay_for_is_not_sent(hermetic):
     at = make_app(demo={"credits": 0}).run()
+    submit(at)
+    assert "Not enough credits" in [e.proto.title for e in at.error]
+    assert any("It costs 10 credits and the account has 0 left" in a for a in alerts(at))
+    assert creates(hermetic) == 0
+    assert not runtime.ledger().query(TaskQuery(mode="demo")).rows, "nothing half-created"
+
+
+def test_errors_from_the_emulator_itself(hermetic, monkeypatch):
+    # The balance read fails (so nothing is refused before sending): the emulator's own 402 shows.
+    at = make_app(demo={"credits": 0}).run()
+    monkeypatch.setattr(runtime, "balance", lambda: runtime.CreditsReading())
     submit(at)
     assert "Out of credits (402)" in [e.proto.title for e in at.error]
     assert creates(hermetic) == 0
