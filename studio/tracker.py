@@ -211,8 +211,16 @@ class Tracker:
         task: Task | None = batch.tasks.get(row.task_id)
         if task is not None:
             final = task.status.is_final
-            next_check = None if final else route.schedule.next_check(
-                task.created_at or base, read_started, callback=bool(getattr(row, "callback_token", None))
+            # A callback came and the read still says "not finished": the provider finalises a task
+            # only once its callback is answered, so the news is read again on the short schedule,
+            # not at the fallback's pace meant for callbacks still to come.
+            heard = getattr(row, "callback_at", None)
+            first_after = heard is not None and (row.checked_at is None or row.checked_at < heard)
+            next_check = None if final else (
+                read_started + timedelta(seconds=route.schedule.lo) if first_after else route.schedule.next_check(
+                    task.created_at or base, read_started,
+                    callback=heard is None and bool(getattr(row, "callback_token", None)),
+                )
             )
             reads.append((task, read_started, next_check))
             report.read += 1

@@ -16,7 +16,7 @@ import pytest
 from luma.errors import NotFoundError, RequestTimeout, ServerError, ValidationError
 from luma.models import Task, TaskBatch, TaskStatus
 from studio.creates import NotSent, SettleQueue, send_written
-from studio.schedule import Schedule
+from studio.schedule import CALLBACK_FALLBACK, Schedule
 from studio.tracker import Route, Tracker
 
 from .conftest import task_id
@@ -102,6 +102,29 @@ def test_a_final_status_is_never_undone_by_a_later_answer(ledger, clock, make_ta
     tracker.cycle()
     ledger.nudge(task_id(0), clock.now)  # a late callback brings it forward again
     provider.answers[task_id(0)] = TaskStatus.GENERATING
+    tracker.cycle()
+    assert ledger.get(task_id=task_id(0)).status is TaskStatus.SUCCESS
+
+
+def test_a_callback_whose_read_still_says_generating_is_read_again_soon(ledger, clock, make_task):
+    """The provider finalises a task only once its callback is answered: the read the callback
+    triggers can still see "Generating". It must not then wait the 10-minute callback fallback."""
+    provider = FakeProvider()
+    make_task(0)
+    with ledger.transaction(write=True) as conn:
+        conn.exec_driver_sql("UPDATE tasks SET callback_token = 'hash'")
+    tracker = tracker_for(ledger, clock, provider)
+    tracker.cycle()
+    waiting = ledger.get(task_id=task_id(0)).next_check_at - clock.now
+    assert waiting >= timedelta(seconds=CALLBACK_FALLBACK), "a callback is coming: reads are a safety net"
+    clock.advance(60)
+    ledger.record_callback(task_id(0), clock.now)
+    tracker.cycle()  # the callback's read, answered before the provider settled
+    row = ledger.get(task_id=task_id(0))
+    assert row.status is TaskStatus.GENERATING
+    assert row.next_check_at - clock.now <= timedelta(seconds=10)
+    clock.advance(10)
+    provider.answers[task_id(0)] = TaskStatus.SUCCESS
     tracker.cycle()
     assert ledger.get(task_id=task_id(0)).status is TaskStatus.SUCCESS
 
