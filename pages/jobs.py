@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from itertools import islice
 from typing import Any
 
 import streamlit as st
 
 from pages._support import runtime
 from pages._support.feedback import last_resort
-from pages._support.review import result_bytes
+from pages._support.results import bundle_fetcher
 from pages._support.task_views import details
-from studio.bundle import zip_bundle
+from studio.bundle import MAX_BUNDLE_TASKS, zip_bundle
 from studio.ledger import STATUS_LABELS, LedgerUnavailable, TaskQuery
 from studio.tasks import export_csv, export_json, parse_task_ids, tasks_frame
 from studio.text import plain
@@ -201,10 +202,15 @@ def draw_list() -> None:
                            file_name="luma-tasks.json", mime="application/json", key="jobs_export_json",
                            icon=":material/data_object:", on_click="ignore")
         if any(r.result_url for r in page.rows):
+            fetch = bundle_fetcher(settings)
             st.download_button(
-                "Download results (ZIP)", data=lambda: zip_bundle(page.rows[:50], lambda r: result_bytes(settings, r)),
+                "Download results (ZIP)",
+                data=lambda: zip_bundle(islice((r for r in ledger.iter_rows(exports) if r.result_url), MAX_BUNDLE_TASKS),
+                                        fetch),
                 file_name="luma-results.zip", mime="application/zip", key="jobs_zip", icon=":material/folder_zip:",
-                on_click="ignore", help="This page's results (up to 50) with a manifest of their prompts and settings.",
+                on_click="ignore",
+                help=f"The results of this filtered view (the first {MAX_BUNDLE_TASKS} in its order), with a manifest "
+                "of each task's prompt and settings.",
             )
     rows = event.selection.rows if event is not None else []
     if rows and rows[0] < len(page.rows):

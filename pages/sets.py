@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from pages._support import runtime
 from pages._support.components import compare_player
-from pages._support.review import next_input, result_bytes, take_card, video_source
+from pages._support.results import bundle_fetcher, video_source
+from pages._support.review import next_input, take_card
 from studio.bundle import zip_bundle
 from studio.ledger import LedgerUnavailable, TaskRow
 from studio.text import plain
@@ -88,7 +91,7 @@ def review() -> None:
         finished = [r for r in rows if r.result_url]
         if finished:
             st.download_button(
-                "Download all (ZIP)", data=lambda: zip_bundle(rows, lambda r: result_bytes(settings, r)),
+                "Download all (ZIP)", data=_zip(rows),
                 file_name=f"luma-set-{chosen.id[:8]}.zip", mime="application/zip", key="sets_zip",
                 icon=":material/folder_zip:", on_click="ignore",
             )
@@ -99,6 +102,12 @@ def review() -> None:
     only_kept = st.toggle("Only kept takes", key="sets_only_kept")
     grid(rows, only_kept)
     compare(rows)
+
+
+def _zip(rows: list[TaskRow]) -> Any:
+    """The ZIP, built only when the button is clicked (Streamlit-free: it may run off the script thread)."""
+    fetch = bundle_fetcher(settings)
+    return lambda: zip_bundle(rows, fetch, name=f"luma-set-{chosen.id[:8]}")
 
 
 def grid(rows: list[TaskRow], only_kept: bool) -> None:

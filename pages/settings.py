@@ -219,6 +219,40 @@ with st.container(border=True):
             (st.success if ok else st.error)(plain(words))
 
 with st.container(border=True):
+    st.subheader("Spending", anchor=False)
+    pricing, budget = runtime.pricing(), runtime.budget()
+    service = runtime.studio(current) if runtime.ledger_problem() is None else None
+    source = "set by the deployment ([pricing] credits_per_task)" if pricing.configured else (
+        "the default guess (the provider publishes no price for this model): set [pricing] credits_per_task")
+    st.caption(f":material/sell: Price per task: **{pricing.credits_per_task:,} credits**, {source}.")
+    observed = service.observed_price if service is not None else None
+    if observed is None:
+        st.caption(
+            ":material/balance: Not measured yet: when a single create is the only one in flight, the dashboard "
+            "reads the balance before and after and records what the task really cost."
+        )
+    elif observed == pricing.credits_per_task:
+        st.caption(f":material/check_circle: The last measured create cost {observed:,} credits, as configured.")
+    else:
+        st.warning(
+            f"The last measured create cost {observed:,} credits, not the configured {pricing.credits_per_task:,}. "
+            "Costs and budgets use the configured price: ask whoever runs the studio to update [pricing].",
+            icon=":material/price_change:",
+        )
+    caps = [
+        (name, value)
+        for name, value in (("team per day", budget.daily), ("team per month", budget.monthly),
+                            ("per person per day", budget.daily_per_person),
+                            ("per person per month", budget.monthly_per_person))
+        if value is not None
+    ]
+    if caps:
+        st.caption(":material/savings: Budgets: " + ", ".join(f"{v:,} credits {n}" for n, v in caps)
+                   + ". Submit and variant sets refuse what would go over, before anything is sent.")
+    else:
+        st.caption(":material/savings: No budget caps: the deployment can set them under [budget].")
+
+with st.container(border=True):
     st.subheader("Connection", anchor=False)
     where = "the built-in emulator" if current.demo else current.api_host
     st.caption(f"Checks that {plain(where)} answers and accepts the key, by reading the remaining credits.")

@@ -16,6 +16,7 @@ from studio.ledger import LedgerUnavailable, TaskQuery
 from studio.text import plain
 
 from . import runtime
+from .components import tab_title
 
 __all__ = ["notifier", "show_spending"]
 
@@ -48,8 +49,6 @@ def show_spending(settings: runtime.Settings) -> None:
 @st.fragment(run_every=3.0)
 def notifier() -> None:
     """Toasts for my tasks that finished since the last look; the tab title counts my running ones."""
-    from .components import tab_title
-
     settings = runtime.settings()
     who, _ = runtime.owner()
     now = datetime.now(UTC)

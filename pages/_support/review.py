@@ -1,7 +1,6 @@
-"""Reviewing takes: one take's card in a set's grid, its videos, and "use it as the next input".
+"""Reviewing takes: one take's card in a set's grid and "use it as the next input" (Streamlit glue).
 
-Streamlit glue. Videos come from the provider while it keeps them (14 days), else from the
-archive (:mod:`studio.archive`); in demo mode from the in-process emulator as bytes.
+Videos come through :mod:`.results` (the provider while it keeps them, then the archive).
 """
 
 from __future__ import annotations
@@ -11,103 +10,17 @@ from typing import Any
 
 import streamlit as st
 
-from luma import LumaClient
 from luma.errors import LumaError
-from studio.archive import describe, expires_at, expiry_text, playable
+from studio.archive import describe, expiry_text
 from studio.ledger import TaskRow
-from studio.service import DEMO_KEY
 from studio.text import plain
 
 from . import runtime
 from .feedback import show_error
+from .results import shown_result
 from .task_views import badge_color
 
-__all__ = ["next_input", "result_bytes", "shown_result", "take_card", "video_source"]
-
-
-def _fetcher(settings: runtime.Settings) -> Any:
-    """A function fetching a provider file URL's bytes (no Streamlit inside: exports run in threads)."""
-    service = runtime.studio(settings)
-    if settings.demo:
-        client = LumaClient(DEMO_KEY, transport=service.demo_transport())
-
-        def fetch_demo(url: str) -> bytes:
-            return client.fetch(url)
-
-        return fetch_demo
-    live = LumaClient(settings.api_key, api_base=settings.api_base, upload_base=settings.upload_base,
-                      transport=service.network, timeout=runtime.ACTION_TIMEOUT)
-
-    def fetch_live(url: str) -> bytes:
-        # Result URLs are the provider's; a fresh download link is what can be fetched.
-        return live.fetch(live.get_download_url(url))
-
-    return fetch_live
-
-
-def result_bytes(settings: runtime.Settings, row: TaskRow) -> bytes | None:
-    """The result's bytes: the provider's copy while it exists, else the archived one, else None."""
-    if not row.result_url:
-        return None
-    service = runtime.studio(settings)
-    fetch = _fetcher(settings)
-    archive = service.archive
-    try:
-        return playable(row, lambda r: fetch(r.result_url), archive) if archive is not None else fetch(row.result_url)
-    except LumaError:
-        return None
-
-
-def shown_result(settings: runtime.Settings, row: TaskRow) -> str | bytes | None:
-    """What ``st.video`` plays for a take's result: in live mode the provider's URL while it keeps
-    the file (the browser fetches it; the server downloads nothing), then the archived copy; in
-    demo mode the emulator's bytes. Cached per task: a grid refreshing every 2 s re-reads nothing."""
-    if not row.result_url or not row.task_id:
-        return None
-    if not settings.demo:
-        until = expires_at(row)
-        if until is None or until > datetime.now(UTC):
-            return row.result_url
-    try:
-        return _cached_result(settings.fingerprint, row.task_id, row.result_url, row.archived_path or "")
-    except _NotLoaded:
-        return None
-
-
-class _NotLoaded(Exception):
-    """Raised instead of returning None, so a failed load is not cached (the next run tries again)."""
-
-
-@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def _cached_result(_fingerprint: str, task_id: str, result_url: str, archived: str) -> bytes:
-    # Keyed by the settings, the task, its result and its archived copy: any change reads afresh.
-    row = runtime.ledger().get(task_id=task_id)
-    data = result_bytes(runtime.settings(), row) if row is not None else None
-    if data is None:
-        raise _NotLoaded(task_id)
-    return data
-
-
-def video_source(settings: runtime.Settings, row: TaskRow, which: str, *, key: str) -> str | None:
-    """A URL the browser can play for the take's input or result (media URLs for bytes)."""
-    from .components import media_url
-
-    url = row.result_url if which == "result" else (row.video_url or row.origin_url)
-    if not url:
-        return None
-    if not settings.demo and which == "input":
-        return url
-    data = shown_result(settings, row) if which == "result" else _input_bytes(settings, url)
-    if isinstance(data, str) or data is None:
-        return data
-    return media_url(data, key=key)
-
-
-def _input_bytes(settings: runtime.Settings, url: str) -> bytes | None:
-    try:
-        return runtime.fetch_bytes(url)
-    except LumaError:
-        return None
+__all__ = ["next_input", "take_card"]
 
 
 def _toggle_kept(task_id: str) -> None:

@@ -13,12 +13,14 @@ import streamlit as st
 
 from luma.errors import LumaError, error_for_code
 from luma.models import TaskStatus
+from studio.archive import describe, expiry_text
 from studio.ledger import LedgerError, LedgerUnavailable, TaskRow
 from studio.tasks import file_name
 from studio.text import plain, verbatim
 
 from . import runtime
 from .feedback import show_error
+from .results import shown_result
 
 __all__ = ["badge_color", "details", "run_again_prefill"]
 
@@ -51,6 +53,30 @@ def _player(url: str | None, *, what: str, demo: bool) -> None:
             show_error(err, context=f"The {what} video could not be loaded.")
     else:
         st.video(url, alt=f"{what.capitalize()} video")
+
+
+def _result_player(row: TaskRow, *, demo: bool) -> None:
+    """The result: the provider's copy while it keeps it, then the archived one."""
+    if not row.result_url:
+        st.caption("No result video yet.")
+        return
+    shown = shown_result(runtime.settings(), row)
+    if shown is not None:
+        st.video(shown, alt="Result video")
+    elif demo:
+        st.caption("The result could not be loaded.")
+    else:
+        st.caption("The provider no longer keeps this result (14 days) and there is no archived copy: "
+                   "set [archive] to keep copies of results.")
+
+
+def _kept_until(row: TaskRow) -> dict[str, str]:
+    """The result's expiry countdown and where its archived copy is, as detail rows."""
+    if not row.result_url:
+        return {}
+    out = {"Provider keeps the result": expiry_text(row, datetime.now(UTC)) or "—"}
+    out["Archived copy"] = verbatim(describe(row.archived_path)) if row.archived_path else "none"
+    return out
 
 
 def run_again_prefill(row: TaskRow) -> dict[str, Any] | None:
@@ -121,12 +147,13 @@ def _download(row: TaskRow, demo: bool) -> None:
     url = row.result_url
     if not url:
         return
-    if demo:
-        try:
-            data = runtime.fetch_bytes(url)
-        except LumaError as err:
-            show_error(err, context="The result could not be loaded for download.")
+    shown = shown_result(runtime.settings(), row)
+    if demo or isinstance(shown, bytes):
+        # The emulator's files, or an archived copy once the provider's is gone: served as bytes.
+        if not isinstance(shown, bytes):
+            st.caption("The result could not be loaded for download.")
             return
+        data = shown
         st.download_button(
             "Download result",
             data=data,
@@ -188,7 +215,7 @@ def details(row: TaskRow, *, demo: bool) -> None:
             _player(row.video_url or row.origin_url, what="input", demo=demo)
         with result_col:
             st.markdown("**Result**")
-            _player(row.result_url, what="result", demo=demo)
+            _result_player(row, demo=demo)
 
         if row.prompt is not None:
             st.markdown("**What was submitted**")
@@ -201,6 +228,8 @@ def details(row: TaskRow, *, demo: bool) -> None:
                     "Callback URL": verbatim(row.callback_url) if row.callback_url else "—",
                     "Watermark": plain(row.watermark) if row.watermark else "—",
                     "Submitted by": plain(row.owner_name or "—"),
+                    "Cost": f"{row.cost:,} credits" if row.cost is not None else "—",
+                    **_kept_until(row),
                 },
                 border="horizontal",
             )
