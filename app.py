@@ -47,6 +47,23 @@ def _studio() -> Any:
     return studio
 
 
+def _warm_up() -> None:
+    """Pay, in the background at start-up, what the first page of a process would wait for.
+
+    Measured on the first Submit page (``python -m bench --only cold``): page_icon's emoji check
+    imports Streamlit's emoji catalogue (~0.6 s of regex compiling), and the first element of a
+    process runs Streamlit's "not under streamlit run?" check, an ``inspect.stack()`` that reads
+    every loaded module's path (~0.4 s).
+    """
+    try:
+        import streamlit.emojis  # noqa: F401
+        from streamlit import delta_generator
+
+        delta_generator._maybe_print_use_warning()  # once per process; silent under streamlit run
+    except Exception:  # noqa: BLE001 - an optimisation only: a newer Streamlit may lack these names
+        _LOG.debug("Start-up warm-up skipped.", exc_info=True)
+
+
 def _base_path() -> str:
     from streamlit import config
 
@@ -56,11 +73,12 @@ def _base_path() -> str:
 @asynccontextmanager
 async def lifespan(app: Any) -> AsyncIterator[None]:
     # Imported here: the runtime exists once the server starts, not when this module is loaded.
+    import threading
+
     import anyio
     from streamlit.runtime import Runtime
 
-    from pages._support.runtime import quiet_protocol_errors
-    from studio.service import shutdown_all
+    from studio.edge import quiet_protocol_errors
 
     # A media grant lasts as long as one of its browser's sessions is connected.
     GRANTS.set_liveness(Runtime.instance().is_active_session)
@@ -69,17 +87,34 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
     os.environ["LUMA_SERVER_ORIGIN"] = _loopback_origin()
 
     def start_tracking() -> None:
+        _warm_up()  # first: its stack walk costs less while fewer modules are loaded
         try:
-            _studio()
+            studio = _studio()
         except Exception as err:  # noqa: BLE001 - the pages say what is wrong and try again
             _LOG.warning("The task ledger could not be opened at start-up (%s); pages will retry.", err)
+            return
+        if studio.config.api_key is None:
+            # Demo mode: the first page reads credits and lists samples from the emulator, and
+            # the emulator starts drawing the sample clips: build it before anyone asks.
+            studio.emulator()
 
-    # In a worker thread: opening and migrating the database must not hold up the event loop.
-    await anyio.to_thread.run_sync(start_tracking)
+    # Started, not awaited: importing the ledger's and the pages' libraries, migrating the
+    # database and (in demo mode) starting the emulator take a couple of seconds, and the server
+    # answers meanwhile, so a browser loads Streamlit's page while they run. A first page that
+    # needs them waits for the same objects (built once, see studio.registry), never builds twice.
+    starter = threading.Thread(target=start_tracking, name="luma-start", daemon=True)
+    starter.start()
+
+    def stop() -> None:
+        from studio.service import shutdown_all
+
+        starter.join(timeout=60)
+        shutdown_all()
+
     try:
         yield None
     finally:
-        await anyio.to_thread.run_sync(shutdown_all)
+        await anyio.to_thread.run_sync(stop)
 
 
 app = st.App(

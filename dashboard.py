@@ -101,7 +101,9 @@ with st.sidebar:
             st.caption(f"Requests go to **{plain(current.api_host)}** with {source}. Each task costs credits.")
         reading = runtime.balance()
         if reading.balance is not None:
-            st.metric("Credits left", f"{reading.balance:,}", border=True)
+            # Plain text, not st.metric: the metric's browser code (with a charting library for its
+            # sparkline) made a first page settle ~0.45 s later (python -m bench --only cold).
+            st.markdown(f":material/toll: **{reading.balance:,}** credits left")
         elif reading.problem is not None:
             st.caption(f":material/warning: Credits unavailable: {reading.problem.title}. {reading.problem.next_step}")
         if ledger_problem is None:

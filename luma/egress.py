@@ -23,6 +23,7 @@ A refusal is an :class:`AddressRefused`, a :class:`httpcore.ConnectError`, so ht
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -416,6 +417,17 @@ class AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
 
 
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~45 ms; a server builds several transports (the emulator's
+    # fetches and callbacks, page and action clients), and one context serves them all.
+    return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
+def _ssl_context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
+    return _default_ssl_context() if verify is True else httpx.create_ssl_context(verify=verify, trust_env=False)
+
+
 def guarded_transport(
     policy: EgressPolicy | None = None,
     *,
@@ -429,7 +441,7 @@ def guarded_transport(
     address this guard never saw. ``connect`` replaces the TCP connector (tests map addresses to
     a loopback server with it and count every attempt).
     """
-    context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    context = _ssl_context(verify)
     transport = httpx.HTTPTransport(verify=context, trust_env=False, limits=limits)
     # The pool httpx built, rebuilt with the same arguments (httpx/_transports/default.py) over
     # the guarded backend; retries=0 so a refused connect is not attempted again.
@@ -454,7 +466,7 @@ def guarded_async_transport(
     limits: httpx.Limits = _LIMITS,
 ) -> httpx.AsyncHTTPTransport:
     """The async twin of :func:`guarded_transport`."""
-    context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    context = _ssl_context(verify)
     transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False, limits=limits)
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=context,

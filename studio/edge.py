@@ -14,11 +14,13 @@ It does three things on plain HTTP (the websocket passes through untouched):
   results need), frame rules that keep Community Cloud's embedding working, and HSTS over TLS.
 
 Pure ASGI (no ``BaseHTTPMiddleware``), so range requests and streamed video bodies pass
-through unbuffered. Imports Starlette only, never Streamlit.
+through unbuffered. Imports Starlette only, never Streamlit. :func:`quiet_protocol_errors` keeps
+the websocket's forged messages to one log line.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -27,7 +29,7 @@ from typing import Any
 
 from .access import BrowserGrants
 
-__all__ = ["BROWSER_COOKIE", "EdgeMiddleware", "browser_id_from"]
+__all__ = ["BROWSER_COOKIE", "EdgeMiddleware", "browser_id_from", "quiet_protocol_errors"]
 
 BROWSER_COOKIE = "luma_browser"
 # A year: the id is what "Mine" means for a browser without a sign-in.
@@ -171,3 +173,21 @@ async def _forbidden(send: Send, extra: list[tuple[bytes, bytes]]) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class _OneLineProtocolErrors(logging.Filter):
+    """Streamlit logs a full traceback for every undecodable websocket message; anyone can send
+    one, so keep it to one line (the message is still refused and the socket closed)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Error deserializing back message"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_protocol_errors() -> None:
+    """Install :class:`_OneLineProtocolErrors` on Streamlit's websocket logger (idempotent)."""
+    logger = logging.getLogger("streamlit.web.server.starlette.starlette_websocket")
+    if not any(isinstance(f, _OneLineProtocolErrors) for f in logger.filters):
+        logger.addFilter(_OneLineProtocolErrors())

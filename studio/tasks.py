@@ -13,13 +13,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from luma.models import TaskStatus
 
 from .text import neutral_cell
+
+if TYPE_CHECKING:  # pandas is imported by the one function that needs it: it costs ~0.8 s at start-up
+    import pandas as pd
 
 __all__ = [
     "EXPORT_FIELDS",
@@ -150,6 +151,8 @@ def tasks_frame(rows: Iterable[Any], now: datetime, *, links: bool = True) -> pd
     ``links=False`` shows the source and result as file names instead of URLs: the demo's file
     URLs live inside the server process and would be dead links in the browser.
     """
+    import pandas as pd
+
     shown = (lambda url: url) if links else file_name
     records = [
         {

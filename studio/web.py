@@ -39,9 +39,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from luma.callbacks import verify_signature
-from luma.errors import SignatureError
-
 __all__ = ["CALLBACK_PREFIX", "MAX_CALLBACK_BYTES", "CallbackLog", "callback_token", "routes"]
 
 _LOG = logging.getLogger("luma.web")
@@ -185,6 +182,11 @@ def routes(get_studio: Callable[[], Any], *, version: str = VERSION) -> list[Rou
             return _error(403, "The callback names another task.")
         key = studio.callback_key(row.mode)
         if key:
+            # Imported here: app.py imports this module before the server answers, and the luma
+            # client (httpx, httpcore) is for the start-up thread to load, not the health check.
+            from luma.callbacks import verify_signature
+            from luma.errors import SignatureError
+
             try:
                 verify_signature(
                     row.task_id,

@@ -71,4 +71,7 @@ def notifier() -> None:
         )
     if len(finished) > 3:
         st.toast(f"{len(finished) - 3} more of your tasks finished.", icon=":material/done_all:")
-    tab_title(f"({running} running) {TITLE}" if running else TITLE, key="notices_title")
+    if running:
+        # Mounted only while something runs: unmounted, the tab shows the page's own title, and a
+        # first page (nothing running) loads no component code at all.
+        tab_title(f"({running} running) {TITLE}", key="notices_title")

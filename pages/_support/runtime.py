@@ -754,24 +754,6 @@ def drop_forged_widget_states() -> int:
     return len(forged)
 
 
-class _OneLineProtocolErrors(logging.Filter):
-    """Streamlit logs a full traceback for every undecodable websocket message; anyone can send
-    one, so keep it to one line (the message is still refused and the socket closed)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("Error deserializing back message"):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-def quiet_protocol_errors() -> None:
-    """Install :class:`_OneLineProtocolErrors` on Streamlit's websocket logger (idempotent)."""
-    logger = logging.getLogger("streamlit.web.server.starlette.starlette_websocket")
-    if not any(isinstance(f, _OneLineProtocolErrors) for f in logger.filters):
-        logger.addFilter(_OneLineProtocolErrors())
-
-
 # --- one create per submission, whatever happens to session state -----------------------------------
 #
 # Session state cannot stop a double create, nor keep a create's answer: with fast reruns a click

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from studio.ledger import LedgerUnavailable, OverBudget, SetItem
@@ -155,11 +154,11 @@ def render(settings: runtime.Settings) -> None:
     pricing = Pricing.from_secrets(runtime.secrets_table())
     cost = pricing.cost(len(items))
     st.dataframe(
-        pd.DataFrame({
+        {
             "#": [n + 1 for n in range(len(items))],
             "prompt": [i.prompt for i in items],
             "input": [i.source_name or i.video_url for i in items],
-        }),
+        },
         hide_index=True, key="set_preview",
     )
     who, who_name = runtime.owner()
