@@ -2,9 +2,9 @@
 
 Method. Each start is a fresh ``python -m streamlit run`` process on a free loopback port
 (headless, usage statistics off, no LUMA_* variables but ``LUMA_EMULATOR_DIR``, so the dashboard
-starts in demo mode). A *cold* start gets an empty emulator data folder, so the demo must draw its
-sample clips; a *restart* reuses the folder of the cold start before it, as a server restart on
-a kept data folder does. Timed from spawn:
+starts in demo mode). A *cold* start gets an empty emulator data folder, so the demo must put its
+sample clips there (copies of the clips the package ships at the default size); a *restart*
+reuses the folder of the cold start before it, as a server restart on a kept data folder does. Timed from spawn:
 
 * healthy: the first ``GET /_stcore/health`` answering 200 (polled every 50 ms);
 * settled: headless Chromium (Playwright, /usr/bin/chromium, launched once before any timing)
@@ -171,7 +171,7 @@ def run(options: Options) -> Result:
     result.add("first page settled, cold: dashboard / hello world", c["rendered_s"] / h["rendered_s"], "x",
                f"{c['rendered_s']:.2f} s vs {h['rendered_s']:.2f} s (goal <= 1.3x)", ok=goal(c["rendered_s"] / h["rendered_s"], 1.3))
     result.add("first sample visible, cold: dashboard / hello settled", c["complete_s"] / h["rendered_s"], "x",
-               f"{c['complete_s']:.2f} s from spawn; samples drawn on this start (goal <= 2x)",
+               f"{c['complete_s']:.2f} s from spawn; samples put in the empty data folder on this start (goal <= 2x)",
                ok=goal(c["complete_s"] / h["rendered_s"], 2.0))
     result.add("first page settled, restart: dashboard / hello world", r["rendered_s"] / h["rendered_s"], "x",
                f"{r['rendered_s']:.2f} s; samples kept in the data folder")

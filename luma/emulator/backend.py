@@ -92,6 +92,7 @@ from .._constants import (
 )
 from ..egress import AddressRefused, guarded_transport, refusal_of
 from ..models import TaskStatus
+from .catalog import SAMPLES, shipped_sample
 from .config import FETCH_TIMEOUT, URL_UPLOAD_TIMEOUT, VIDEO_TYPES, EmulatorConfig, SampleClip
 from .delivery import CallbackSender, failure_body, success_body
 from .store import StateStore, count_lines
@@ -371,7 +372,7 @@ class EmulatorBackend:
         """
         clips = [
             SampleClip(spec.slug, spec.title, spec.description, self._file_url(f"samples/{spec.slug}.mp4"))
-            for spec in _media().SAMPLES
+            for spec in SAMPLES
         ]
         if prepare:
             self.prepare_samples(wait=True)
@@ -387,16 +388,21 @@ class EmulatorBackend:
     def prepare_samples(self, *, first: str | None = None, wait: bool = False) -> None:
         """Render the missing sample clips in the background, one at a time, ``first`` first.
 
+        Clips that ship with the package at the configured size are copied at once instead.
+
         Clips render on the emulator's one sample thread, never on the task workers, so a demo
         task created meanwhile does not wait for them. Clips already on disk (from an earlier run
         in the same data dir) are kept as they are. Returns at once unless ``wait``; then returns
         once every clip is on disk, or raises ``RuntimeError`` naming the first that could not be
         rendered. :meth:`wait_idle` also waits for this work. ``KeyError`` for an unknown ``first``.
         """
-        slugs = [spec.slug for spec in _media().SAMPLES]
+        slugs = [spec.slug for spec in SAMPLES]
         if first is not None:
             self._sample_file(first)  # refuses an unknown slug before anything is queued
         order = ([first] if first is not None else []) + [slug for slug in slugs if slug != first]
+        for slug in order:
+            if self._shipped_sample(slug) is not None:
+                self._render_sample(slug)  # a copy of a shipped clip: on disk before this returns
         with self._lock:
             # Only ``first`` jumps the queue: a clip a request is already waiting for stays ahead
             # of the rest.
@@ -1034,7 +1040,7 @@ class EmulatorBackend:
             self._advance()
 
     def _sample_file(self, slug: str) -> Path:
-        if slug not in {spec.slug for spec in _media().SAMPLES}:
+        if slug not in {spec.slug for spec in SAMPLES}:
             raise KeyError(f"unknown sample {slug!r}")
         return self.data_dir / "samples" / f"{slug}.mp4"
 
@@ -1087,19 +1093,28 @@ class EmulatorBackend:
         if path.exists():
             return  # asked for twice while queued, or left by an earlier run in this data dir
         tmp = self.data_dir / "tmp" / f"sample-{slug}-{secrets.token_hex(4)}.mp4"
+        shipped = self._shipped_sample(slug)
         try:
-            _media().make_sample(
-                slug,
-                tmp,
-                width=self.config.sample_width,
-                height=self.config.sample_height,
-                seconds=self.config.sample_seconds,
-            )
+            if shipped is not None:
+                shutil.copyfile(shipped, tmp)
+            else:
+                _media().make_sample(
+                    slug,
+                    tmp,
+                    width=self.config.sample_width,
+                    height=self.config.sample_height,
+                    seconds=self.config.sample_seconds,
+                )
             # Renamed into place only when complete: a file at ``path`` is never half written,
             # which is what lets a later run in the same data dir serve it as it is.
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _shipped_sample(self, slug: str) -> Path | None:
+        config = self.config
+        return shipped_sample(slug, width=config.sample_width, height=config.sample_height,
+                              seconds=config.sample_seconds)
 
     def _await_sample(self, slug: str, timeout: float | None) -> Path:
         """Wait for the sample thread to put ``slug`` on disk (see :meth:`sample_path`)."""

@@ -37,6 +37,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .catalog import SAMPLES, SHIPPED_SAMPLES, SHIPPED_SHAPE, SampleSpec, shipped_sample
+
 __all__ = [
     "MediaError",
     "SAMPLES",
@@ -46,6 +48,8 @@ __all__ = [
     "make_sample",
     "probe",
     "render_result",
+    "shipped_sample",
+    "write_shipped_samples",
 ]
 
 # x264 settings: "veryfast" keeps a 10 s 720p render within seconds on two shared cores, and
@@ -81,18 +85,6 @@ class VideoInfo:
     """Average frame rate in frames per second."""
     frames: int
     """Number of frames (from the container's index, or estimated from duration x fps)."""
-
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """A demo clip that :func:`make_sample` can generate."""
-
-    slug: str
-    """Stable identifier, used in file names and URLs."""
-    title: str
-    """Short human title."""
-    description: str
-    """One sentence on what the clip shows."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -839,30 +831,6 @@ def _decode(
 # Sample clips, generated entirely from code
 # --------------------------------------------------------------------------------------------
 
-SAMPLES: tuple[SampleSpec, ...] = (
-    SampleSpec(
-        "rolling-hills",
-        "Rolling hills",
-        "A sunny sky with drifting clouds over three layers of green hills sliding past at "
-        "different speeds.",
-    ),
-    SampleSpec(
-        "city-lights",
-        "City lights",
-        "A city skyline at dusk: twinkling stars, a moon, office windows switching on and off and "
-        "cars streaming along the avenue.",
-    ),
-    SampleSpec(
-        "ocean-waves",
-        "Ocean waves",
-        "Waves rolling towards the camera under a bright sky, with the sun glittering on the water.",
-    ),
-    SampleSpec(
-        "bouncing-shapes",
-        "Bouncing shapes",
-        "Colourful balls and spinning rounded squares bouncing across a pastel backdrop.",
-    ),
-)
 
 _Scene = Callable[[float], np.ndarray]
 """Returns the frame at time t (seconds) as (height, width, 3) float32 RGB, 0-255."""
@@ -899,6 +867,16 @@ def make_sample(
             picture = scene(float(index / rate))
             writer.write((np.clip(picture, 0.0, 255.0) + 0.5).astype(np.uint8))
     return probe(dst)
+
+
+def write_shipped_samples(folder: Path = SHIPPED_SAMPLES) -> list[Path]:
+    """Draw every sample at the shipped size into ``folder`` (after a change to the scenes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    width, height, seconds = SHIPPED_SHAPE
+    paths = [folder / f"{spec.slug}.mp4" for spec in SAMPLES]
+    for spec, path in zip(SAMPLES, paths, strict=True):
+        make_sample(spec.slug, path, width=width, height=height, seconds=seconds)
+    return paths
 
 
 def _gradient(height: int, stops: list[tuple[float, _Vec3]]) -> np.ndarray:
@@ -1182,3 +1160,8 @@ _SCENES: dict[str, Callable[[int, int], _Scene]] = {
     "ocean-waves": _scene_ocean_waves,
     "bouncing-shapes": _scene_bouncing_shapes,
 }
+
+
+if __name__ == "__main__":
+    for written in write_shipped_samples():
+        print(f"{written} ({written.stat().st_size:,} bytes)")

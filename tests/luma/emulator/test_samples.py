@@ -18,7 +18,8 @@ import pytest
 
 from luma import TaskStatus
 from luma._constants import PATH_CREATE
-from luma.emulator import Emulator, EmulatorConfig
+from luma.emulator import Emulator, EmulatorConfig, catalog
+from luma.emulator import backend as backend_module
 from luma.emulator import media as media_module
 from luma.emulator.media import SAMPLES
 from luma.emulator.wire import EmulatorRequest, EmulatorResponse
@@ -68,6 +69,8 @@ class Renders:
 def renders(monkeypatch: pytest.MonkeyPatch, sample_mp4: Path) -> Renders:
     recorder = Renders(sample_mp4)
     monkeypatch.setattr(media_module, "make_sample", recorder)
+    # These tests are about drawing: no clip ships at the size they ask for.
+    monkeypatch.setattr(backend_module, "shipped_sample", lambda slug, **shape: None)
     return recorder
 
 
@@ -285,3 +288,50 @@ def test_a_leftover_partial_file_is_never_served(shared_dir_emulators: Callable[
     assert emulator.sample_ready(SLUGS[0]) is False
     assert b"".join(get(emulator, SLUGS[0]).chunks()) == renders.clip.read_bytes()
     assert renders.slugs == [SLUGS[0]]
+
+
+# --- the clips that ship with the package --------------------------------------------------------
+
+
+def test_at_the_shipped_size_a_first_start_copies_the_clips_at_once_and_draws_none(
+    shared_dir_emulators: Callable[[], Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_drawing(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a shipped clip was drawn")
+
+    monkeypatch.setattr(media_module, "make_sample", no_drawing)
+    emulator = shared_dir_emulators()  # the default size: 640x360, 6 s
+    emulator.prepare_samples(first="rolling-hills")
+    # Ready when prepare_samples returns: the first page shows the clip without waiting for it.
+    assert all(emulator.sample_ready(slug) for slug in SLUGS)
+    for slug in SLUGS:
+        shipped = catalog.SHIPPED_SAMPLES / f"{slug}.mp4"
+        assert (emulator.data_dir / "samples" / f"{slug}.mp4").read_bytes() == shipped.read_bytes()
+    assert get(emulator, "rolling-hills").status == 200
+
+
+def test_another_size_is_drawn_not_copied(make_emulator: Callable[..., Emulator]) -> None:
+    assert catalog.shipped_sample("rolling-hills", width=320, height=180, seconds=6.0) is None
+    assert catalog.shipped_sample("rolling-hills", width=640, height=360, seconds=4.0) is None
+    assert catalog.shipped_sample("rolling-hills", width=640, height=360, seconds=6.0) is not None
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_each_shipped_clip_is_what_the_code_draws(slug: str) -> None:
+    """The files in luma/emulator/samples/ are make_sample's output at the shipped size: same
+    shape and length, and their frames match freshly drawn ones (within H.264's loss: 1.5-3.5 levels). After a
+    change to a scene, ``python -m luma.emulator.media`` draws them again."""
+    import av
+    import numpy as np
+
+    path = catalog.SHIPPED_SAMPLES / f"{slug}.mp4"
+    info = media_module.probe(path)
+    assert (info.width, info.height) == (640, 360)
+    assert info.duration == pytest.approx(6.0, abs=0.1)
+    scene = media_module._SCENES[slug](640, 360)
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 144
+    for index in (0, 71, 143):
+        drawn = np.clip(scene(index / 24), 0, 255)
+        assert np.abs(frames[index].astype(np.float32) - drawn).mean() < 8.0, f"frame {index} differs"  # another scene: ~90
