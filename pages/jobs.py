@@ -135,7 +135,10 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
 
 # While tasks run, the view re-reads the ledger every second (an open page then shows what the
 # tracker learnt within a second); otherwise every few seconds, for a teammate's new tasks.
-running = any(service.ledger.counts(query()).get(label, 0) for label in PENDING)
+# The same counts head the list below: a full run reads them once (a count scans the view's
+# rows); the list's own timed reruns read them afresh.
+view_counts = {"this run": service.ledger.counts(query())}
+running = any(view_counts["this run"].get(label, 0) for label in PENDING)
 
 
 @st.fragment(run_every=1.0 if running else 5.0)
@@ -151,7 +154,9 @@ def live_list() -> None:
 
 def draw_list() -> None:
     ledger = service.ledger
-    counts = ledger.counts(query())
+    counts = view_counts.pop("this run", None)
+    if counts is None:
+        counts = ledger.counts(query())
     total = sum(counts.values())
     outage = service.tracker.outage
     if outage:

@@ -348,12 +348,8 @@ def spent(s: Settings, who: str) -> Spent:
     ledger = studio(s).ledger
     now = datetime.now(UTC)
     day, month = today_start(now), month_start(now)
-    return Spent(
-        today_mine=ledger.spent(s.mode, since=day, owner=who),
-        month_mine=ledger.spent(s.mode, since=month, owner=who),
-        today_all=ledger.spent(s.mode, since=day),
-        month_all=ledger.spent(s.mode, since=month),
-    )
+    today_mine, month_mine, today_all, month_all = ledger.spent_by_window(s.mode, day=day, month=month, owner=who)
+    return Spent(today_mine=today_mine, month_mine=month_mine, today_all=today_all, month_all=month_all)
 
 
 def owner() -> tuple[str, str]:

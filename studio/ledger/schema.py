@@ -147,6 +147,8 @@ tasks = sa.Table(
     sa.Index("ix_tasks_next_check_at", "next_check_at"),
     sa.Index("ix_tasks_mode_created_at", "mode", "created_at"),
     sa.Index("ix_tasks_mode_owner_created_at", "mode", "owner", "created_at"),
+    sa.Index("ix_tasks_mode_owner_completed_at", "mode", "owner", "completed_at"),
+    sa.Index("ix_tasks_mode_owner_state_status_cost", "mode", "owner", "state", "status", "cost"),
     sa.Index("ix_tasks_status", "status"),
     sa.Index("ix_tasks_key_ref", "key_ref"),
     sa.Index("ix_tasks_callback_token", "callback_token", unique=True),

@@ -291,6 +291,24 @@ class SetsMixin:
         with self.transaction() as conn:
             return self._spent(conn, mode, since, owner)
 
+    def spent_by_window(self, mode: Mode, *, day: datetime, month: datetime, owner: str) -> tuple[int, int, int, int]:
+        """:meth:`spent` since ``day`` by ``owner``, since ``month`` by ``owner``, since ``day`` by
+        everyone and since ``month`` by everyone, in one read (every page's sidebar shows all four)."""
+        c = tasks.c
+        start = min(day, month)
+
+        def total(since: datetime, mine: bool) -> Any:
+            window = c.created_at >= since if since > start else sa.true()
+            picked = sa.and_(window, c.owner == owner) if mine else window
+            return sa.func.coalesce(sa.func.sum(sa.case((picked, c.cost), else_=0)), 0)
+
+        statement = sa.select(total(day, True), total(month, True), total(day, False), total(month, False)).where(
+            c.mode == mode, c.created_at >= start, self._charged()
+        )
+        with self.transaction() as conn:
+            row = conn.execute(statement).one()
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
     def admit_spend(self, conn: Any, mode: Mode, admit: Admit | None) -> None:
         """Run ``admit`` against the spending as of now, inside the caller's write transaction,
         after taking the spending lock; raises :class:`OverBudget` when it refuses."""
@@ -303,13 +321,21 @@ class SetsMixin:
             raise OverBudget(problems)
 
     @staticmethod
-    def _spent(conn: Any, mode: Mode, since: datetime, owner: str | None) -> int:
+    def _charged() -> Any:
+        # Created (the provider charges on create) unless it reported "not started" (status 2,
+        # not charged); queued takes count as committed.
         c = tasks.c
-        charged = sa.or_(
+        return sa.or_(
             sa.and_(c.state.in_(("created", "creating")), sa.or_(c.status.is_(None), c.status != 2)),
             c.state == "queued",
         )
-        statement = sa.select(sa.func.coalesce(sa.func.sum(c.cost), 0)).where(c.mode == mode, c.created_at >= since, charged)
+
+    @classmethod
+    def _spent(cls, conn: Any, mode: Mode, since: datetime, owner: str | None) -> int:
+        c = tasks.c
+        statement = sa.select(sa.func.coalesce(sa.func.sum(c.cost), 0)).where(
+            c.mode == mode, c.created_at >= since, cls._charged()
+        )
         if owner is not None:
             statement = statement.where(c.owner == owner)
         return int(conn.execute(statement).scalar_one())
