@@ -1,7 +1,7 @@
 """``python -m bench``: measure what users feel, print a table of figures, write them as JSON.
 
-    python -m bench                      # every figure, full sizes (about 6-7 minutes on 2 cores)
-    python -m bench --quick              # every figure at small sizes (about a minute)
+    python -m bench                      # every figure, full sizes (about 17 minutes on 2 cores)
+    python -m bench --quick              # every figure at small sizes (a few minutes)
     python -m bench --only fanout,soak   # some figures
     python -m bench --list               # the figures and what each measures
 
@@ -59,7 +59,7 @@ def table(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     figures = _figures()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in about a minute")
+    parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in a few minutes")
     parser.add_argument("--only", default="", help=f"comma-separated figures: {', '.join(figures)}")
     parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (see above for the default)")
     parser.add_argument("--seed", type=int, default=Options.seed, help="seed for the emulator's faults and outcomes")
