@@ -103,6 +103,7 @@ class SetsMixin:
     _postgres: bool
     transaction: Any
     _clock: Any
+    _lease: Any
 
     def create_set(
         self,
@@ -173,22 +174,10 @@ class SetsMixin:
 
     def claim_queued(self, *, now: datetime, limit: int, lease_owner: str, lease_seconds: float) -> list[TaskRow]:
         """Lease up to ``limit`` queued takes (oldest first) that no other dispatcher holds."""
-        from .store import _row
-
         c = tasks.c
         free = [c.state == "queued", sa.or_(c.lease_until.is_(None), c.lease_until <= now)]
         pick = sa.select(c.id).where(*free).order_by(c.created_at, c.set_index, c.id).limit(limit)
-        lease = {"lease_owner": lease_owner, "lease_until": now + timedelta(seconds=lease_seconds)}
-        with self.transaction(write=True) as conn:
-            if self._postgres:
-                ids = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
-                if not ids:
-                    return []
-                chosen: Any = c.id.in_(ids)
-            else:
-                chosen = c.id.in_(pick)
-            claimed = conn.execute(sa.update(tasks).where(chosen).values(**lease).returning(*tasks.c)).all()
-        rows = [_row(r) for r in claimed]
+        rows = self._lease(pick, now=now, lease_owner=lease_owner, lease_seconds=lease_seconds)
         rows.sort(key=lambda r: (r.created_at, r.set_index or 0, r.id))
         return rows
 

@@ -472,10 +472,18 @@ class Ledger(SetsMixin):
         if mode is not None:
             due.append(c.mode == mode)
         pick = sa.select(c.id).where(*due).order_by(c.next_check_at, c.id).limit(limit)
+        rows = self._lease(pick, now=now, lease_owner=lease_owner, lease_seconds=lease_seconds)
+        rows.sort(key=lambda r: (r.next_check_at or now, r.id))
+        return rows
+
+    def _lease(self, pick: Any, *, now: datetime, lease_owner: str, lease_seconds: float) -> list[TaskRow]:
+        """Lease the rows ``pick`` (a select of ids) finds, in one write; the tracker's and the
+        dispatcher's claims. A row another process is leasing right now is skipped."""
+        c = tasks.c
         lease = {"lease_owner": lease_owner, "lease_until": now + timedelta(seconds=lease_seconds)}
         with self.transaction(write=True) as conn:
             if self._postgres:
-                # Rows another tracker is claiming right now are skipped, not waited for.
+                # Rows another process is claiming right now are skipped, not waited for.
                 ids = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
                 if not ids:
                     return []
@@ -484,9 +492,7 @@ class Ledger(SetsMixin):
                 # BEGIN IMMEDIATE holds the only write lock: the pick and the lease are one step.
                 chosen = c.id.in_(pick)
             claimed = conn.execute(sa.update(tasks).where(chosen).values(**lease).returning(*tasks.c)).all()
-        rows = [_row(r) for r in claimed]
-        rows.sort(key=lambda r: (r.next_check_at or now, r.id))
-        return rows
+        return [_row(r) for r in claimed]
 
     def record_read(
         self,
@@ -812,11 +818,7 @@ class Ledger(SetsMixin):
     def total_cost(self, query: TaskQuery) -> int:
         """Credits of the tasks the query matches (all pages): created or queued ones, not failed creates."""
         c = tasks.c
-        charged = sa.or_(
-            sa.and_(c.state.in_(("created", "creating")), sa.or_(c.status.is_(None), c.status != 2)),
-            c.state == "queued",
-        )
-        statement = sa.select(sa.func.coalesce(sa.func.sum(c.cost), 0)).where(*filters.where(query), charged)
+        statement = sa.select(sa.func.coalesce(sa.func.sum(c.cost), 0)).where(*filters.where(query), self._charged())
         with self.transaction() as conn:
             return int(conn.execute(statement).scalar_one())
 
