@@ -86,10 +86,8 @@ st.caption(
     "Every task submitted or added here is kept in the team's ledger and followed by the server until "
     "it finishes, whether or not a tab is open. Closing the tab loses nothing."
 )
-problem = runtime.ledger_problem()
-if problem is not None:
-    st.error(f"{plain(problem.message)}\n\n**Next step:** {problem.next_step}", title=problem.title, icon=":material/database:")
-    st.stop()
+if runtime.ledger_problem() is not None:
+    st.stop()  # the frame (dashboard.py) has said why, above this page
 service = runtime.studio(settings)
 people = dict(service.ledger.people(settings.mode))
 

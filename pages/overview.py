@@ -18,10 +18,8 @@ settings = runtime.settings()
 st.header("Overview", anchor=False)
 st.caption("What the team ran, what it cost and how long it took, day by day (UTC).")
 
-problem = runtime.ledger_problem()
-if problem is not None:
-    st.error(f"{plain(problem.message)}\n\n**Next step:** {problem.next_step}", title=problem.title, icon=":material/database:")
-    st.stop()
+if runtime.ledger_problem() is not None:
+    st.stop()  # the frame (dashboard.py) has said why, above this page
 
 today = datetime.now(UTC).date()
 with st.container(horizontal=True, vertical_alignment="bottom"):
@@ -86,29 +84,26 @@ for column, (label, value) in zip(
 ):
     column.metric(label, value, border=True)
 
+
+def per_day(title: str, measure: str, axis: str, by: str, legend: str, key: str) -> None:
+    """A bar per day of ``measure`` (a Vega-Lite aggregate), coloured by ``by``."""
+    st.subheader(title, anchor=False)
+    st.altair_chart(
+        alt.Chart(frame).mark_bar().encode(
+            x=alt.X("yearmonthdate(day):T", title=None),
+            y=alt.Y(f"{measure}:Q", title=axis),
+            color=alt.Color(f"{by}:N", title=legend),
+            tooltip=["yearmonthdate(day):T", f"{by}:N", f"{measure}:Q"],
+        ),
+        key=key,
+    )
+
+
 left, right = st.columns(2)
 with left:
-    st.subheader("Tasks per day, by outcome", anchor=False)
-    st.altair_chart(
-        alt.Chart(frame).mark_bar().encode(
-            x=alt.X("yearmonthdate(day):T", title=None),
-            y=alt.Y("count():Q", title="tasks"),
-            color=alt.Color("outcome:N", title="Outcome"),
-            tooltip=["yearmonthdate(day):T", "outcome:N", "count():Q"],
-        ),
-        key="overview_tasks",
-    )
+    per_day("Tasks per day, by outcome", "count()", "tasks", "outcome", "Outcome", "overview_tasks")
 with right:
-    st.subheader("Credits per day, by person", anchor=False)
-    st.altair_chart(
-        alt.Chart(frame).mark_bar().encode(
-            x=alt.X("yearmonthdate(day):T", title=None),
-            y=alt.Y("sum(credits):Q", title="credits"),
-            color=alt.Color("person:N", title="Person"),
-            tooltip=["yearmonthdate(day):T", "person:N", "sum(credits):Q"],
-        ),
-        key="overview_credits",
-    )
+    per_day("Credits per day, by person", "sum(credits)", "credits", "person", "Person", "overview_credits")
 st.subheader("How long tasks take", anchor=False)
 if len(done):
     st.altair_chart(

@@ -25,10 +25,8 @@ st.caption(
     "Every take of a set, with its input and its result side by side. Star the takes you keep, label them, "
     "and use one as the input of the next set."
 )
-problem = runtime.ledger_problem()
-if problem is not None:
-    st.error(f"{plain(problem.message)}\n\n**Next step:** {problem.next_step}", title=problem.title, icon=":material/database:")
-    st.stop()
+if runtime.ledger_problem() is not None:
+    st.stop()  # the frame (dashboard.py) has said why, above this page
 service = runtime.studio(settings)
 who, _ = runtime.owner()
 everyone = st.toggle("Everyone's sets", key="sets_everyone")

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .conftest import VIEWPORT, Dashboard
+from .test_components import MAX_DRIFT_JS
 from .test_demo_flow import full_page_screenshot, settle
 
 pytestmark = pytest.mark.e2e
@@ -25,16 +26,6 @@ SYNC_S = 0.1
 GRID_VIDEOS_READY_JS = """n => {
   const videos = [...document.querySelectorAll('[class*="st-key-take-"] video')];
   return videos.length === n && videos.every(v => v.readyState >= 2 && v.duration > 0);
-}"""
-# The largest gap between the compare player's two clocks over ten samples, one per 50 ms.
-MAX_DRIFT_JS = """async root => {
-  let worst = 0
-  for (let i = 0; i < 10; i++) {
-    const [a, b] = root.querySelectorAll('video')
-    worst = Math.max(worst, Math.abs(a.currentTime - b.currentTime))
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  return worst
 }"""
 
 
