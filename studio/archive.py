@@ -29,8 +29,6 @@ from typing import IO, Any, Final, Protocol
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import url2pathname
 
-import fsspec
-
 from luma._constants import RESULT_LIFETIME_SECONDS
 from luma.errors import NotFoundError
 from luma.models import TaskStatus
@@ -115,6 +113,15 @@ def archive_key(task_id: str, completed_at: datetime) -> str:
 # --- the archive ---------------------------------------------------------------------------------
 
 
+def _url_to_fs(url: str) -> tuple[Any, str]:
+    # Imported on first use: a local folder (the default) never needs fsspec, and importing it
+    # costs ~30 ms of every server's start-up, while the first page waits.
+    import fsspec.core
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
+
+
 class Archive:
     """Where copies of results go: a local folder or an fsspec filesystem.
 
@@ -133,7 +140,7 @@ class Archive:
         if _is_local(url):
             self._root = str(_local_path(url))
         else:
-            self._fs, root = fsspec.core.url_to_fs(url)
+            self._fs, root = _url_to_fs(url)
             self._root = str(root).rstrip("/")
         self.local = self._fs is None
         """True for a folder on this machine's disk."""
@@ -158,7 +165,7 @@ class Archive:
                 return self._fs, f"{self._root}/{location[len(prefix):]}"
         if _is_local(location):
             return None, str(_local_path(location))
-        fs, path = fsspec.core.url_to_fs(location)
+        fs, path = _url_to_fs(location)
         return fs, str(path)
 
     def _size(self, location: str) -> int | None:

@@ -16,7 +16,7 @@ reconnect rather than an error on the page.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -28,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 from .errors import LedgerUnavailable
 
-__all__ = ["BUSY_TIMEOUT", "WRITE", "make_engine", "redacted", "translate_errors"]
+__all__ = ["BUSY_TIMEOUT", "WRITE", "make_engine", "redacted", "translate_errors", "upsert"]
 
 # Seconds a SQLite writer waits for another one. Writes here are single short transactions
 # (milliseconds), so this only runs out when something holds the lock abnormally long.
@@ -42,6 +42,21 @@ WRITE: Final = "ledger_write"
 def redacted(url: URL) -> str:
     """The URL as text with any password hidden."""
     return url.render_as_string(hide_password=True)
+
+
+def upsert(backend: str) -> Callable[[sa.Table], Any]:
+    """The backend's ``insert`` (the one whose statements take ``ON CONFLICT``; both spell it alike).
+
+    Imported per call rather than at the top: importing the Postgres dialect costs ~60 ms of a
+    SQLite server's start-up, while the first page waits (python -m bench --only cold).
+    """
+    if backend == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 def make_engine(url: URL, *, busy_timeout: float = BUSY_TIMEOUT) -> Engine:

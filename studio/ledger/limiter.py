@@ -24,15 +24,15 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from luma._constants import CREATE_LIMIT, CREATE_WINDOW
 from luma._retry import CreateLimiter, CreateSlot
 
+from .engine import upsert
 from .errors import LedgerUnavailable
 from .schema import create_keys, create_slots
 from .store import Ledger
@@ -124,8 +124,9 @@ class LedgerCreateLimiter(CreateLimiter):
         # Never 0 while full: rounding at the window's edge must not let a 21st slot through.
         return max(settled[needed - 1] + self.window - now, 1e-3)
 
-    def _insert(self, conn: Connection) -> postgresql.Insert | sqlite.Insert:
-        return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(create_keys)
+    def _insert(self, conn: Connection) -> Any:
+        # The dialect's Insert (Postgres's or SQLite's), which spells on_conflict_do_nothing alike.
+        return upsert(conn.dialect.name)(create_keys)
 
     # --- the overridden steps --------------------------------------------------------------------
 

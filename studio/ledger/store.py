@@ -27,13 +27,12 @@ from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 
 from luma.models import Task, TaskStatus
 
 from . import filters
-from .engine import BUSY_TIMEOUT, WRITE, make_engine, redacted, translate_errors
+from .engine import BUSY_TIMEOUT, WRITE, make_engine, redacted, translate_errors, upsert
 from .errors import LedgerConflict, LedgerError, LedgerUnavailable
 from .migrate import current_revision, upgrade
 from .records import STATUS_LABELS, AddResult, CreateClaim, Page, TaskQuery, TaskRow, TrackerCycle, status_label
@@ -170,7 +169,7 @@ class Ledger(SetsMixin):
 
     def _insert(self) -> Any:
         """An INSERT that understands ON CONFLICT on this backend (both spell it the same)."""
-        return (postgresql.insert if self._postgres else sqlite.insert)(tasks)
+        return upsert(self.url.get_backend_name())(tasks)
 
     def now(self) -> datetime:
         """The ledger clock's current time."""
@@ -428,8 +427,10 @@ class Ledger(SetsMixin):
         # the other instead of deadlocking on each other's uncommitted rows.
         ordered = sorted(ids)
         if self._postgres:
+            from sqlalchemy.dialects.postgresql import ARRAY
+
             source = (
-                sa.func.unnest(sa.bindparam("ids", ordered, type_=postgresql.ARRAY(sa.Text)))
+                sa.func.unnest(sa.bindparam("ids", ordered, type_=ARRAY(sa.Text)))
                 .table_valued("value")
                 .render_derived()
             )
@@ -742,7 +743,7 @@ class Ledger(SetsMixin):
         mode: Mode | None = None,
     ) -> None:
         """A tracker process finished a cycle (kept per process, for a health check)."""
-        insert = (postgresql.insert if self._postgres else sqlite.insert)(tracker_cycles)
+        insert = upsert(self.url.get_backend_name())(tracker_cycles)
         statement = insert.values(
             process=process,
             mode=mode,

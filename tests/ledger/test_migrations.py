@@ -59,6 +59,24 @@ def test_a_fresh_or_current_database_is_migrated_without_loading_alembic(empty_u
     assert shown.stdout.strip() == "False"
 
 
+def test_a_sqlite_ledger_writes_without_loading_the_postgres_dialect(tmp_path):
+    """Importing SQLAlchemy's Postgres dialect costs ~60 ms of a demo server's start-up."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from studio.ledger import Ledger\n"
+        f"with Ledger('sqlite:///{tmp_path / 'ledger.db'}') as ledger:\n"
+        "    ledger.migrate()\n"
+        "    ledger.add_existing(['%032x' % 7], mode='demo')\n"  # an upsert (ON CONFLICT)
+        "    ledger.record_cycle('p', now=ledger.now(), lag_seconds=0.0, claimed=0)\n"  # and another
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert shown.stdout.strip() == "False"
+
+
 def test_migrating_twice_changes_nothing(empty_url):
     with Ledger(empty_url) as ledger:
         ledger.migrate()

@@ -369,3 +369,21 @@ def test_expiry_text(elapsed: timedelta, text: str):
 
 def test_expiry_text_without_result_is_empty():
     assert expiry_text(row(ID_A), T0) == ""
+
+
+def test_a_local_archive_never_loads_fsspec(tmp_path: Path):
+    """A folder on this disk (the default) needs no fsspec, whose import costs every server's start-up."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from studio.archive import Archive\n"
+        f"archive = Archive({str(tmp_path / 'archive')!r})\n"
+        "where = archive.put('%032x' % 1, datetime.now(UTC), b'video')\n"
+        "assert archive.read(where) == b'video' and archive.exists(where)\n"
+        "print('fsspec' in sys.modules)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert shown.stdout.strip() == "False"
