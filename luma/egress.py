@@ -28,6 +28,7 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable
@@ -485,7 +486,9 @@ class GuardedTransports(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """One guarded transport for sync and async clients alike: one policy, a pool for each side.
 
     For a server that lends one transport to a :class:`~luma.LumaClient` and to short-lived
-    :class:`~luma.AsyncLumaClient` s (or as the emulator transport's ``network``).
+    :class:`~luma.AsyncLumaClient` s (or as the emulator transport's ``network``). Each pool is
+    built on its first request: building one loads the CA bundle (~45 ms), which a server in
+    demo mode may never need, and would otherwise pay while its first page loads.
     """
 
     def __init__(
@@ -498,15 +501,33 @@ class GuardedTransports(httpx.BaseTransport, httpx.AsyncBaseTransport):
     ) -> None:
         #: What every connection of both pools is checked against.
         self.policy = policy if policy is not None else EgressPolicy()
-        self._sync = guarded_transport(self.policy, connect=connect, verify=verify)
-        # No keep-alive on the async side: callers run it under a new event loop each time
-        # (asyncio.run per refresh), and a pooled connection cannot outlive its loop.
-        self._async = guarded_async_transport(
-            self.policy,
-            connect=connect_async,
-            verify=verify,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
-        )
+        self._connect = connect
+        self._connect_async = connect_async
+        self._verify = verify
+        self._lock = threading.Lock()
+        self._sync_pool: httpx.HTTPTransport | None = None
+        self._async_pool: httpx.AsyncHTTPTransport | None = None
+
+    @property
+    def _sync(self) -> httpx.HTTPTransport:
+        with self._lock:
+            if self._sync_pool is None:
+                self._sync_pool = guarded_transport(self.policy, connect=self._connect, verify=self._verify)
+            return self._sync_pool
+
+    @property
+    def _async(self) -> httpx.AsyncHTTPTransport:
+        with self._lock:
+            if self._async_pool is None:
+                # No keep-alive on the async side: callers run it under a new event loop each time
+                # (asyncio.run per refresh), and a pooled connection cannot outlive its loop.
+                self._async_pool = guarded_async_transport(
+                    self.policy,
+                    connect=self._connect_async,
+                    verify=self._verify,
+                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
+                )
+            return self._async_pool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         return self._sync.handle_request(request)
@@ -516,10 +537,12 @@ class GuardedTransports(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def close(self) -> None:
         """Close the sync pool (the async one keeps no connections)."""
-        self._sync.close()
+        if self._sync_pool is not None:
+            self._sync_pool.close()
 
     async def aclose(self) -> None:
-        await self._async.aclose()
+        if self._async_pool is not None:
+            await self._async_pool.aclose()
 
     def __repr__(self) -> str:
         return f"GuardedTransports({self.policy!r})"

@@ -352,7 +352,16 @@ class CallbackGate(httpx.BaseTransport):
     def __init__(self, server_origin: str | None, guarded: httpx.BaseTransport) -> None:
         self._origin = httpx.URL(server_origin) if server_origin else None
         self._guarded = guarded
-        self._loopback = httpx.HTTPTransport(trust_env=False)
+        # Built at the first callback: an httpx transport loads the CA bundle (~45 ms) as it is
+        # made, which the server would otherwise pay while its first page loads.
+        self._loopback: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def _own(self) -> httpx.HTTPTransport:
+        with self._lock:
+            if self._loopback is None:
+                self._loopback = httpx.HTTPTransport(trust_env=False)
+            return self._loopback
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         origin = self._origin
@@ -361,10 +370,11 @@ class CallbackGate(httpx.BaseTransport):
             and (request.url.scheme, request.url.host, request.url.port) == (origin.scheme, origin.host, origin.port)
             and request.url.path.startswith(CALLBACK_PREFIX)
         )
-        return (self._loopback if own else self._guarded).handle_request(request)
+        return (self._own() if own else self._guarded).handle_request(request)
 
     def close(self) -> None:
-        self._loopback.close()
+        if self._loopback is not None:
+            self._loopback.close()
         self._guarded.close()
 
 

@@ -238,3 +238,25 @@ def test_one_guarded_transport_serves_sync_and_async_clients_across_event_loops(
         asyncio.run(fetch("http://[::ffff:a9fe:a9fe]/x.mp4"))
     assert refusal_of(caught.value) is not None
     assert fake_net.recorder.addresses == [PUBLIC_IP] * 3
+
+
+def test_a_guarded_transport_loads_the_ca_bundle_only_when_first_used(
+    fake_net: FakeNet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building one is free: a demo server builds several at start-up and may never use them, and
+    loading the CA bundle (~45 ms each) would otherwise delay its first page."""
+    from luma import egress
+
+    loads: list[object] = []
+    real = httpx.create_ssl_context
+    monkeypatch.setattr(httpx, "create_ssl_context", lambda *a, **k: loads.append(1) or real(*a, **k))
+    egress._default_ssl_context.cache_clear()
+    fake_net.pages["/x.mp4"] = Page(b"late", "video/mp4")
+    shared = GuardedTransports(fake_net.policy(), connect=fake_net.recorder)
+    assert loads == [], "nothing loaded to build it"
+    with httpx.Client(transport=shared) as http:
+        assert http.get("http://public.test/x.mp4").content == b"late"
+        assert http.get("http://public.test/x.mp4").content == b"late"
+    assert loads == [1], "loaded once, at the first request"
+    shared.close()
+    egress._default_ssl_context.cache_clear()
