@@ -179,6 +179,8 @@ def test_an_overlong_prompt_is_refused_with_its_length(hermetic):
 )
 def test_a_malformed_callback_url_is_refused(callback, hermetic):
     at = make_app().run()
+    at.session_state["submit_options"] = True  # the options are drawn only while open
+    at.run()
     at.text_input(key="submit_callback_url").set_value(callback)
     at.text_area(key="submit_prompt").set_value("make it night")
     at.button(key="submit_button").click().run()

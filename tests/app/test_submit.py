@@ -338,3 +338,40 @@ def test_a_request_left_pending_by_an_interrupted_run_is_sent_once(hermetic):
     at.run()
     assert creates(hermetic) == 1
     assert at.session_state[runtime.SUBMIT_REQUEST].state == "done"
+
+
+def test_the_sample_clips_are_one_click_each_and_the_choice_is_sent(hermetic):
+    at = make_app().run()
+    clips = runtime.samples()
+    control = at.segmented_control(key="submit_sample")
+    assert list(control.options) == [clip.title for clip in clips], "every clip in view, no dropdown"
+    control.set_value(clips[1].slug).run()
+    assert at.session_state["submit_sample"] == clips[1].slug
+    submit(at)
+    row = runtime.ledger().get(task_id=at.session_state[runtime.SUBMIT_REQUEST].task_id)
+    assert row is not None and row.source_name == clips[1].title
+
+
+def test_the_options_are_drawn_only_while_open_and_keep_what_was_typed(hermetic):
+    at = make_app().run()
+    option_keys = {"submit_callback_url", "submit_watermark"}
+    assert not option_keys & {t.key for t in at.text_input}, "closed on a first visit: not drawn"
+    at.session_state["submit_options"] = True  # the user opens them
+    at.run()
+    assert option_keys <= {t.key for t in at.text_input}
+    at.text_input(key="submit_watermark").set_value("studio-mark").run()
+    at.session_state["submit_options"] = False  # and closes them again
+    at.run()
+    assert not option_keys & {t.key for t in at.text_input}
+    assert at.session_state["submit_watermark"] == "studio-mark", "closing the options keeps the value"
+    submit(at)
+    assert not at.exception
+    row = runtime.ledger().get(task_id=at.session_state[runtime.SUBMIT_REQUEST].task_id)
+    assert row is not None and row.watermark == "studio-mark"
+
+
+def test_options_set_by_run_again_are_shown_open(hermetic):
+    at = make_app()
+    at.session_state[runtime.SUBMIT_PREFILL] = {"submit_prompt": PROMPT, "submit_watermark": "studio-mark"}
+    at.run()
+    assert at.text_input(key="submit_watermark").value == "studio-mark"
