@@ -88,6 +88,9 @@ def test_a_signed_callback_turns_a_task_final_with_one_status_read(server: dict[
         box.fill("make it a snowy night")
         box.press("Tab")
         expect(page.get_by_text("The video passed every check.")).to_be_visible(timeout=60_000)
+        # The options are drawn when opened; they say where results will come from.
+        page.get_by_text("Options: callback URL and watermark").click()
+        settle(page)
         expect(page.get_by_text("receives the provider's callbacks itself", exact=False)).to_be_attached()
         settle(page)
         reads_before = emulator.stats()["requests"]["reads"]

@@ -54,6 +54,8 @@ def test_a_crossed_set_is_sent_once_with_its_tab_closed_and_reviewed_in_a_grid(
     prompts.fill("\n".join(PROMPTS))
     prompts.press("Tab")
     settle(page)
+    # The multiselect's code loads when the form first shows it: click once it is drawn.
+    expect(page.locator(".st-key-set_samples").get_by_role("combobox")).to_be_visible()
     for title in SAMPLES:
         page.locator(".st-key-set_samples").click()
         page.get_by_role("option", name=title).click()
