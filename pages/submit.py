@@ -37,12 +37,16 @@ SOURCE_LABELS = {"sample": "Sample clip", "upload": "Upload a file", "url": "Pub
 sources = ["sample", "upload", "url"] if settings.demo else ["upload", "url"]
 # A click recorded this long ago and never sent (the user left the page mid-run) is dropped.
 STALE_REQUEST = timedelta(minutes=2)
+# The inputs under "Options", which are drawn only while open (see the layout below).
+OPTION_KEYS = ("submit_callback_url", "submit_watermark")
 
 # "Run again" on the Jobs page leaves the inputs here; apply them before the widgets exist.
 prefill = state.pop(runtime.SUBMIT_PREFILL, None)
 if prefill:
     for widget_key, value in prefill.items():
         state[widget_key] = value
+    if any((prefill.get(key) or "").strip() for key in OPTION_KEYS):
+        state["submit_options"] = True  # show the options it filled in
     # A deliberate re-run of the same inputs is a new submission, not a duplicate click.
     runtime.new_submission()
     state[runtime.SUBMIT_REQUEST] = None
@@ -51,7 +55,6 @@ if state.get("submit_source") not in sources:
     state["submit_source"] = sources[0]
 # A widget that is not drawn in a run loses its value, and the options are drawn only while
 # open: hold their values as the session's own, so closing the options keeps what was typed.
-OPTION_KEYS = ("submit_callback_url", "submit_watermark")
 for _key in OPTION_KEYS:
     if _key in state:
         state[_key] = state[_key]
@@ -371,13 +374,10 @@ with inputs_col:
 
     # Drawn only while open (lazy, on_change="rerun"): the two text inputs would otherwise load
     # their browser code on the demo's first page (~0.12 s of script; python -m bench --only cold).
-    # Open from the start when a value is set (say, by "Run again").
-    options = st.expander(
-        "Options: callback URL and watermark",
-        expanded=any((state.get(key) or "").strip() for key in OPTION_KEYS),
-        key="submit_options",
-        on_change="rerun",
-    )
+    # Open or closed is the user's (or "Run again"'s) choice, kept in its key: an ``expanded``
+    # computed from the values would be a new widget whenever it changed, closing the options
+    # under the user's hands as they cleared a field.
+    options = st.expander("Options: callback URL and watermark", key="submit_options", on_change="rerun")
     if options.open:
         with options:
             st.text_input(

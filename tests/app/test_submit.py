@@ -375,3 +375,13 @@ def test_options_set_by_run_again_are_shown_open(hermetic):
     at.session_state[runtime.SUBMIT_PREFILL] = {"submit_prompt": PROMPT, "submit_watermark": "studio-mark"}
     at.run()
     assert at.text_input(key="submit_watermark").value == "studio-mark"
+
+
+def test_clearing_an_option_leaves_the_options_open(hermetic):
+    at = make_app().run()
+    at.session_state["submit_options"] = True
+    at.run()
+    at.text_input(key="submit_watermark").set_value("studio-mark").run()
+    at.text_input(key="submit_watermark").set_value("").run()
+    assert at.session_state["submit_options"] is True
+    assert at.text_input(key="submit_watermark").value == ""
